@@ -1,0 +1,20 @@
+export { decodeArchDef, decodeBlockString, scaleStageDepth } from './arch.js';
+export type { BlockArgs, BlockType } from './arch.js';
+export { EfficientNet } from './model.js';
+export type { EfficientNetArch, EfficientNetOptions, FeatureInfo } from './model.js';
+export {
+  IMAGENET_DEFAULT_MEAN,
+  IMAGENET_DEFAULT_STD,
+  INCEPTION_MEAN,
+  INCEPTION_STD,
+} from './pretrained.js';
+export type { PretrainedCfg } from './pretrained.js';
+export {
+  createModel,
+  getModelDef,
+  getPretrainedCfg,
+  getPretrainedCfgs,
+  listModels,
+  resolveArch,
+} from './registry.js';
+export type { ArchOverrides, CreateModelOptions, ModelDef } from './registry.js';
