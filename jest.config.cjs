@@ -16,10 +16,13 @@ module.exports = {
   moduleNameMapper: {
     '^@effdet/testing$': '<rootDir>/tools/testing/src/index.ts',
     '^@effdet/cli$': '<rootDir>/tools/cli/src/index.ts',
+    '^@effdet/weights/node$': '<rootDir>/packages/weights/src/node.ts',
     '^@effdet/([a-z0-9-]+)$': '<rootDir>/packages/$1/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: { '^.+\\.ts$': swc },
   setupFiles: ['<rootDir>/tools/testing/src/setup.ts'],
+  setupFilesAfterEnv: ['<rootDir>/tools/testing/src/setup-after-env.ts'],
   testTimeout: 300000,
+  reporters: ['default', '<rootDir>/tools/testing/summary-reporter.cjs'],
 };

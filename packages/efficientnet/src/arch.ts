@@ -30,13 +30,21 @@ export interface BlockArgs {
   act: string | null;
 }
 
-const ACT_CODES: Record<string, string> = { re: 'relu', r6: 'relu6', hs: 'hard_swish', sw: 'swish', mi: 'mish' };
+const ACT_CODES: Record<string, string> = {
+  re: 'relu',
+  r6: 'relu6',
+  hs: 'hard_swish',
+  sw: 'swish',
+  mi: 'mish',
+};
 
 /** Decodes one block string into its arguments and repeat count. */
 export function decodeBlockString(blockStr: string): { args: BlockArgs; repeats: number } {
   const [type, ...ops] = blockStr.split('_');
   if (!['ds', 'dsa', 'ir', 'er', 'cn'].includes(type)) {
-    throw new Error(`decodeBlockString: unknown block type '${type}' in '${blockStr}'; expected ds, dsa, ir, er or cn`);
+    throw new Error(
+      `decodeBlockString: unknown block type '${type}' in '${blockStr}'; expected ds, dsa, ir, er or cn`,
+    );
   }
   const options: Record<string, string> = {};
   let skip: boolean | null = null;
@@ -85,7 +93,11 @@ export function decodeBlockString(blockStr: string): { args: BlockArgs; repeats:
  * Scales one stage's repeats by `multiplier` (timm `_scale_stage_depth`): the stage total is ceil-scaled and
  * redistributed from the last block string backwards.
  */
-export function scaleStageDepth(repeats: number[], multiplier: number, trunc: 'ceil' | 'round' = 'ceil'): number[] {
+export function scaleStageDepth(
+  repeats: number[],
+  multiplier: number,
+  trunc: 'ceil' | 'round' = 'ceil',
+): number[] {
   let total = repeats.reduce((a, b) => a + b, 0);
   let scaledTotal = trunc === 'ceil' ? Math.ceil(total * multiplier) : Math.trunc(total * multiplier);
   const out: number[] = [];

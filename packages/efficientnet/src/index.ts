@@ -1,14 +1,15 @@
-export { decodeArchDef, decodeBlockString, scaleStageDepth } from './arch.js';
 export type { BlockArgs, BlockType } from './arch.js';
-export { EfficientNet } from './model.js';
+export { decodeArchDef, decodeBlockString, scaleStageDepth } from './arch.js';
 export type { EfficientNetArch, EfficientNetOptions, FeatureInfo } from './model.js';
+export { EfficientNet } from './model.js';
+export type { PretrainedCfg } from './pretrained.js';
 export {
   IMAGENET_DEFAULT_MEAN,
   IMAGENET_DEFAULT_STD,
   INCEPTION_MEAN,
   INCEPTION_STD,
 } from './pretrained.js';
-export type { PretrainedCfg } from './pretrained.js';
+export type { ArchOverrides, CreateModelOptions, ModelDef } from './registry.js';
 export {
   createModel,
   getModelDef,
@@ -17,4 +18,3 @@ export {
   listModels,
   resolveArch,
 } from './registry.js';
-export type { ArchOverrides, CreateModelOptions, ModelDef } from './registry.js';

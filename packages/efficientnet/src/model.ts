@@ -1,26 +1,26 @@
-import * as tf from '@tensorflow/tfjs-core';
 import {
   type Activation,
   BatchNorm2d,
   type BatchNormOptions,
-  Conv2d,
+  type Conv2d,
   ConvBnAct,
-  DepthwiseSeparable,
-  type EfficientBlock,
-  EdgeResidual,
-  type GlobalPoolType,
-  InvertedResidual,
-  Linear,
-  Module,
-  type PaddingSpec,
   check,
   convBnAct,
   createConv2d,
+  DepthwiseSeparable,
+  EdgeResidual,
+  type EfficientBlock,
+  type GlobalPoolType,
   getActivation,
   globalPool,
+  InvertedResidual,
+  Linear,
+  Module,
   makeDivisible,
+  type PaddingSpec,
   shapeStr,
 } from '@effdet/layers';
+import * as tf from '@tensorflow/tfjs-core';
 import type { BlockArgs } from './arch.js';
 
 /** One feature map a backbone can return (timm `FeatureInfo`). */
@@ -126,7 +126,8 @@ export class EfficientNet extends Module {
     const location = options.featureLocation ?? 'bottleneck';
     check(
       location === 'bottleneck' || location === 'expansion',
-      () => `EfficientNet(${name}): featureLocation must be 'bottleneck' or 'expansion', got '${String(location)}'`,
+      () =>
+        `EfficientNet(${name}): featureLocation must be 'bottleneck' or 'expansion', got '${String(location)}'`,
     );
     this.inChannels = inChannels;
     this.featuresOnly = options.featuresOnly ?? false;
@@ -210,7 +211,8 @@ export class EfficientNet extends Module {
     const outIndices = (options.outIndices ?? taps.map((_, i) => i)).map((i) => (i < 0 ? n + i : i));
     check(
       outIndices.length > 0 && outIndices.every((i) => Number.isInteger(i) && i >= 0 && i < n),
-      () => `EfficientNet(${name}): outIndices must be integers in [0, ${n - 1}] (or negative), got [${options.outIndices}]`,
+      () =>
+        `EfficientNet(${name}): outIndices must be integers in [0, ${n - 1}] (or negative), got [${options.outIndices}]`,
     );
     check(
       outIndices.every((v, i) => i === 0 || v > outIndices[i - 1]),
@@ -232,7 +234,10 @@ export class EfficientNet extends Module {
     } else {
       const headChs = arch.numFeatures > 0 ? arch.numFeatures : inCh;
       if (arch.numFeatures > 0) {
-        this.conv_head = this.addModule('conv_head', createConv2d(inCh, headChs, 1, { padding: arch.padding }));
+        this.conv_head = this.addModule(
+          'conv_head',
+          createConv2d(inCh, headChs, 1, { padding: arch.padding }),
+        );
         this.bn2 = this.addModule('bn2', new BatchNorm2d(headChs, { ...norm, act }));
       }
       this.numFeatures = headChs;
@@ -271,7 +276,9 @@ export class EfficientNet extends Module {
       dropPathRate: o.dropPathRate,
       noSkip: ba.noSkip,
       // timm sizes the SE from the block input: the ratio is divided by the expansion (se_from_exp=False).
-      seRatio: ba.seRatio ? ba.seRatio / (ba.blockType === 'ds' || ba.blockType === 'dsa' ? 1 : ba.expRatio) : 0,
+      seRatio: ba.seRatio
+        ? ba.seRatio / (ba.blockType === 'ds' || ba.blockType === 'dsa' ? 1 : ba.expRatio)
+        : 0,
     };
     switch (ba.blockType) {
       case 'ds':
@@ -339,9 +346,7 @@ export class EfficientNet extends Module {
         for (let b = 0; b < stage.length; b++) {
           const tap = this.taps[t];
           if (tap && tap.stage === s && tap.expansion && tap.block === b) {
-            const blk = stage[b] as InvertedResidual | EdgeResidual;
-            const e = blk.forwardExpansion(y);
-            out.push(e);
+            out.push(stage[b].forwardExpansion(y));
             t++;
           }
           y = stage[b].forward(y);
@@ -376,7 +381,8 @@ export class EfficientNet extends Module {
   forwardHead(x: tf.Tensor, options: { preLogits?: boolean } = {}): tf.Tensor2D {
     check(
       x.rank === 4 && x.shape[3] === this.numFeatures,
-      () => `${this.name}.forwardHead: expected [batch, height, width, ${this.numFeatures}], got ${shapeStr(x.shape)}`,
+      () =>
+        `${this.name}.forwardHead: expected [batch, height, width, ${this.numFeatures}], got ${shapeStr(x.shape)}`,
     );
     return tf.tidy(() => {
       let pooled = globalPool(x as tf.Tensor4D, this.globalPoolType || 'avg') as tf.Tensor2D;
@@ -405,9 +411,17 @@ export class EfficientNet extends Module {
       Number.isInteger(numClasses) && numClasses >= 0,
       () => `${this.name}.resetClassifier: numClasses must be a non-negative integer, got ${numClasses}`,
     );
-    const self = this as unknown as { classifier: Linear | null; numClasses: number; globalPoolType: GlobalPoolType };
+    const self = this as unknown as {
+      classifier: Linear | null;
+      numClasses: number;
+      globalPoolType: GlobalPoolType;
+    };
     if (globalPoolType !== undefined) self.globalPoolType = globalPoolType;
-    this.replaceClassifier(numClasses > 0 ? new Linear(this.numFeatures * (self.globalPoolType === 'catavgmax' ? 2 : 1), numClasses) : null);
+    this.replaceClassifier(
+      numClasses > 0
+        ? new Linear(this.numFeatures * (self.globalPoolType === 'catavgmax' ? 2 : 1), numClasses)
+        : null,
+    );
     self.numClasses = numClasses;
   }
 

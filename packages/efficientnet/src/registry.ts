@@ -4,7 +4,17 @@ import { EfficientNet, type EfficientNetArch, type EfficientNetOptions } from '.
 import { type PretrainedCfg, pretrainedCfgs } from './pretrained.js';
 
 /** The architecture families (timm `_gen_*` functions), each an arch definition plus stem/head/act choices. */
-type Family = 'efficientnet' | 'lite' | 'edge' | 'v2_base' | 'v2_s' | 'v2_s_rw' | 'v2_m' | 'v2_l' | 'v2_xl' | 'test';
+type Family =
+  | 'efficientnet'
+  | 'lite'
+  | 'edge'
+  | 'v2_base'
+  | 'v2_s'
+  | 'v2_s_rw'
+  | 'v2_m'
+  | 'v2_l'
+  | 'v2_xl'
+  | 'test';
 
 interface FamilyDef {
   archDef: string[][];
@@ -148,9 +158,17 @@ export interface ModelDef {
   tf: boolean;
 }
 
-function defs(prefix: string, family: Family, tf: boolean, rows: Record<string, [number, number | number[]]>) {
+function defs(
+  prefix: string,
+  family: Family,
+  tf: boolean,
+  rows: Record<string, [number, number | number[]]>,
+) {
   return Object.fromEntries(
-    Object.entries(rows).map(([suffix, [width, depth]]) => [`${prefix}${suffix}`, { family, width, depth, tf }]),
+    Object.entries(rows).map(([suffix, [width, depth]]) => [
+      `${prefix}${suffix}`,
+      { family, width, depth, tf },
+    ]),
   );
 }
 
@@ -173,7 +191,12 @@ const LITE_SCALES: Record<string, [number, number]> = {
   lite4: [1.4, 1.8],
 };
 const EDGE_SCALES: Record<string, [number, number]> = { es: [1.0, 1.0], em: [1.0, 1.1], el: [1.2, 1.4] };
-const V2_BASE_SCALES: Record<string, [number, number]> = { b0: [1.0, 1.0], b1: [1.0, 1.1], b2: [1.1, 1.2], b3: [1.2, 1.4] };
+const V2_BASE_SCALES: Record<string, [number, number]> = {
+  b0: [1.0, 1.0],
+  b1: [1.0, 1.1],
+  b2: [1.1, 1.2],
+  b3: [1.2, 1.4],
+};
 
 /** The one table that drives every model variant. */
 const MODELS: Record<string, ModelDef> = Object.freeze({
@@ -184,7 +207,10 @@ const MODELS: Record<string, ModelDef> = Object.freeze({
   ...defs('efficientnet_', 'edge', false, EDGE_SCALES),
   ...defs('tf_efficientnet_', 'edge', true, EDGE_SCALES),
   ...defs('efficientnetv2_rw_', 'v2_s', false, { t: [0.8, 0.9] }),
-  ...defs('efficientnetv2_rw_', 'v2_s_rw', false, { s: [1.0, 1.0], m: [1.2, [1.2, 1.2, 1.2, 1.2, 1.6, 1.6]] }),
+  ...defs('efficientnetv2_rw_', 'v2_s_rw', false, {
+    s: [1.0, 1.0],
+    m: [1.2, [1.2, 1.2, 1.2, 1.2, 1.6, 1.6]],
+  }),
   ...defs('efficientnetv2_', 'v2_s', false, { s: [1.0, 1.0] }),
   ...defs('efficientnetv2_', 'v2_m', false, { m: [1.0, 1.0] }),
   ...defs('efficientnetv2_', 'v2_l', false, { l: [1.0, 1.0] }),
@@ -237,7 +263,10 @@ export function getModelDef(name: string): ModelDef {
 }
 
 function wildcard(pattern: string): RegExp {
-  const esc = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const esc = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${esc}$`);
 }
 
@@ -245,10 +274,15 @@ function wildcard(pattern: string): RegExp {
  * Registered model names, sorted; `filter` is a wildcard pattern (`'tf_efficientnet_b*'`), a RegExp, or a
  * list of patterns. `pretrained: true` keeps models with released weights.
  */
-export function listModels(filter?: string | RegExp | string[], options: { pretrained?: boolean } = {}): string[] {
+export function listModels(
+  filter?: string | RegExp | string[],
+  options: { pretrained?: boolean } = {},
+): string[] {
   let names = Object.keys(MODELS).sort();
   if (filter !== undefined) {
-    const res = (Array.isArray(filter) ? filter : [filter]).map((f) => (typeof f === 'string' ? wildcard(f) : f));
+    const res = (Array.isArray(filter) ? filter : [filter]).map((f) =>
+      typeof f === 'string' ? wildcard(f) : f,
+    );
     names = names.filter((n) => res.some((r) => r.test(n)));
   }
   if (options.pretrained) names = names.filter((n) => pretrainedCfgs(n).length > 0);

@@ -35,7 +35,12 @@ const TABLE: Record<string, Omit<Activation, 'name'> & { canonical: string }> = 
       ),
   },
   mish: { canonical: 'mish', apply: (x) => tf.mul(x, tf.tanh(tf.softplus(x))) },
-  leaky_relu: { canonical: 'leaky_relu', apply: (x) => tf.leakyRelu(x, 0.01), fused: 'leakyrelu', leakyAlpha: 0.01 },
+  leaky_relu: {
+    canonical: 'leaky_relu',
+    apply: (x) => tf.leakyRelu(x, 0.01),
+    fused: 'leakyrelu',
+    leakyAlpha: 0.01,
+  },
   elu: { canonical: 'elu', apply: (x) => tf.elu(x), fused: 'elu' },
   tanh: { canonical: 'tanh', apply: (x) => tf.tanh(x) },
 };
@@ -66,7 +71,12 @@ export function getActivation(name: string | Activation | null | undefined): Act
   const key = ALIASES[name ?? ''] ?? name ?? 'identity';
   const entry = TABLE[key];
   if (!entry) {
-    throw new Error(`getActivation: unknown activation '${String(name)}'; expected one of ${listActivations().join(', ')}`);
+    throw new Error(
+      `getActivation: unknown activation '${String(name)}'; expected one of ${listActivations().join(', ')}`,
+    );
   }
-  return { name: entry.canonical, apply: entry.apply, fused: entry.fused, leakyAlpha: entry.leakyAlpha };
+  const fn = entry.apply;
+  // Intermediates (sigmoid of swish, ...) are freed: apply returns only its result.
+  const apply = entry.canonical === 'identity' ? fn : (x: tf.Tensor) => tf.tidy(() => fn(x));
+  return { name: entry.canonical, apply, fused: entry.fused, leakyAlpha: entry.leakyAlpha };
 }

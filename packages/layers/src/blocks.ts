@@ -49,25 +49,43 @@ export class SqueezeExcite extends Module {
 
   constructor(
     readonly channels: number,
-    options: { rdRatio?: number; rdChannels?: number; act?: string | Activation; gate?: string | Activation } = {},
+    options: {
+      rdRatio?: number;
+      rdChannels?: number;
+      act?: string | Activation;
+      gate?: string | Activation;
+    } = {},
   ) {
     super();
     const rd = options.rdChannels ?? pyRound(channels * (options.rdRatio ?? 0.25));
     check(rd > 0, () => `SqueezeExcite: reduced channels must be positive, got ${rd} (channels ${channels})`);
-    this.conv_reduce = this.addModule('conv_reduce', new Conv2d(channels, rd, 1, { bias: true, padding: 'valid' }));
+    this.conv_reduce = this.addModule(
+      'conv_reduce',
+      new Conv2d(channels, rd, 1, { bias: true, padding: 'valid' }),
+    );
     this.act = getActivation(options.act ?? 'relu');
-    this.conv_expand = this.addModule('conv_expand', new Conv2d(rd, channels, 1, { bias: true, padding: 'valid' }));
+    this.conv_expand = this.addModule(
+      'conv_expand',
+      new Conv2d(rd, channels, 1, { bias: true, padding: 'valid' }),
+    );
     this.gate = getActivation(options.gate ?? 'sigmoid');
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
-    const s = tf.mean(x, [1, 2], true) as tf.Tensor4D;
-    const r = this.act.apply(this.conv_reduce.forward(s)) as tf.Tensor4D;
-    return tf.mul(x, this.gate.apply(this.conv_expand.forward(r))) as tf.Tensor4D;
+    return tf.tidy(() => {
+      const s = tf.mean(x, [1, 2], true) as tf.Tensor4D;
+      const r = this.act.apply(this.conv_reduce.forward(s)) as tf.Tensor4D;
+      return tf.mul(x, this.gate.apply(this.conv_expand.forward(r))) as tf.Tensor4D;
+    });
   }
 }
 
-function makeSe(channels: number, ratio: number | undefined, act: Activation, options: BlockOptions): SqueezeExcite | null {
+function makeSe(
+  channels: number,
+  ratio: number | undefined,
+  act: Activation,
+  options: BlockOptions,
+): SqueezeExcite | null {
   if (!ratio) return null;
   return new SqueezeExcite(channels, { rdRatio: ratio, act: options.seAct ?? act });
 }
@@ -93,6 +111,9 @@ abstract class ResidualBlock extends Module {
   }
 
   abstract featureInfo(location: 'bottleneck' | 'expansion'): BlockFeatureInfo;
+
+  /** The `expansion` feature tap of this block (see `featureInfo('expansion')`). */
+  abstract forwardExpansion(x: tf.Tensor4D): tf.Tensor4D;
 }
 
 /** Single conv -> BN -> act, with an optional skip (timm `ConvBnAct`, the EfficientNetV2 `cn` block). */
@@ -112,19 +133,34 @@ export class ConvBnAct extends ResidualBlock {
     this.hasSkip = !!options.skip && stride === 1 && inChannels === outChannels;
     this.conv = this.addModule(
       'conv',
-      createConv2d(inChannels, outChannels, kernelSize, { stride, dilation: options.dilation, padding: options.padding }),
+      createConv2d(inChannels, outChannels, kernelSize, {
+        stride,
+        dilation: options.dilation,
+        padding: options.padding,
+      }),
     );
     this.bn1 = this.addModule('bn1', bn(outChannels, options, act));
-    if (this.hasSkip && options.dropPathRate) this.dropPath = this.addModule('drop_path', new DropPath(options.dropPathRate));
+    if (this.hasSkip && options.dropPathRate)
+      this.dropPath = this.addModule('drop_path', new DropPath(options.dropPathRate));
   }
 
   featureInfo(location: 'bottleneck' | 'expansion'): BlockFeatureInfo {
-    return location === 'expansion' ? { module: 'bn1', channels: this.outChannels } : { module: '', channels: this.outChannels };
+    return location === 'expansion'
+      ? { module: 'bn1', channels: this.outChannels }
+      : { module: '', channels: this.outChannels };
+  }
+
+  forwardExpansion(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      this.checkInput(x);
+      return convBnAct(this.conv, this.bn1, x, this.useFolded);
+    });
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
-    this.checkInput(x);
-    return this.residual(x, convBnAct(this.conv, this.bn1, x, this.useFolded));
+    return tf.tidy(() => {
+      return this.residual(x, this.forwardExpansion(x));
+    });
   }
 }
 
@@ -165,7 +201,8 @@ export class DepthwiseSeparable extends ResidualBlock {
       createConv2d(inChannels, outChannels, options.pwKernelSize ?? 1, { padding: options.padding }),
     );
     this.bn2 = this.addModule('bn2', bn(outChannels, options, options.pwAct ? act : undefined));
-    if (this.hasSkip && options.dropPathRate) this.dropPath = this.addModule('drop_path', new DropPath(options.dropPathRate));
+    if (this.hasSkip && options.dropPathRate)
+      this.dropPath = this.addModule('drop_path', new DropPath(options.dropPathRate));
   }
 
   featureInfo(location: 'bottleneck' | 'expansion'): BlockFeatureInfo {
@@ -174,12 +211,18 @@ export class DepthwiseSeparable extends ResidualBlock {
       : { module: '', channels: this.outChannels };
   }
 
+  forwardExpansion(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      this.checkInput(x);
+      const y = convBnAct(this.conv_dw, this.bn1, x, this.useFolded);
+      return this.se ? this.se.forward(y) : y;
+    });
+  }
+
   forward(x: tf.Tensor4D): tf.Tensor4D {
-    this.checkInput(x);
-    let y = convBnAct(this.conv_dw, this.bn1, x, this.useFolded);
-    if (this.se) y = this.se.forward(y);
-    y = convBnAct(this.conv_pw, this.bn2, y, this.useFolded);
-    return this.residual(x, y);
+    return tf.tidy(() => {
+      return this.residual(x, convBnAct(this.conv_pw, this.bn2, this.forwardExpansion(x), this.useFolded));
+    });
   }
 }
 
@@ -200,7 +243,12 @@ export class InvertedResidual extends ResidualBlock {
   constructor(
     readonly inChannels: number,
     readonly outChannels: number,
-    options: BlockOptions & { dwKernelSize?: number; expKernelSize?: number; pwKernelSize?: number; midChannels: number },
+    options: BlockOptions & {
+      dwKernelSize?: number;
+      expKernelSize?: number;
+      pwKernelSize?: number;
+      midChannels: number;
+    },
   ) {
     super();
     const stride = options.stride ?? 1;
@@ -230,7 +278,8 @@ export class InvertedResidual extends ResidualBlock {
       createConv2d(mid, outChannels, options.pwKernelSize ?? 1, { padding: options.padding }),
     );
     this.bn3 = this.addModule('bn3', bn(outChannels, options));
-    if (this.hasSkip && options.dropPathRate) this.dropPath = this.addModule('drop_path', new DropPath(options.dropPathRate));
+    if (this.hasSkip && options.dropPathRate)
+      this.dropPath = this.addModule('drop_path', new DropPath(options.dropPathRate));
   }
 
   featureInfo(location: 'bottleneck' | 'expansion'): BlockFeatureInfo {
@@ -241,15 +290,19 @@ export class InvertedResidual extends ResidualBlock {
 
   /** The block up to the input of `conv_pwl` (the `expansion` feature tap). */
   forwardExpansion(x: tf.Tensor4D): tf.Tensor4D {
-    this.checkInput(x);
-    let y = convBnAct(this.conv_pw, this.bn1, x, this.useFolded);
-    y = convBnAct(this.conv_dw, this.bn2, y, this.useFolded);
-    return this.se ? this.se.forward(y) : y;
+    return tf.tidy(() => {
+      this.checkInput(x);
+      let y = convBnAct(this.conv_pw, this.bn1, x, this.useFolded);
+      y = convBnAct(this.conv_dw, this.bn2, y, this.useFolded);
+      return this.se ? this.se.forward(y) : y;
+    });
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
-    const y = this.forwardExpansion(x);
-    return this.residual(x, convBnAct(this.conv_pwl, this.bn3, y, this.useFolded));
+    return tf.tidy(() => {
+      const y = this.forwardExpansion(x);
+      return this.residual(x, convBnAct(this.conv_pwl, this.bn3, y, this.useFolded));
+    });
   }
 }
 
@@ -292,7 +345,8 @@ export class EdgeResidual extends ResidualBlock {
       createConv2d(mid, outChannels, options.pwKernelSize ?? 1, { padding: options.padding }),
     );
     this.bn2 = this.addModule('bn2', bn(outChannels, options));
-    if (this.hasSkip && options.dropPathRate) this.dropPath = this.addModule('drop_path', new DropPath(options.dropPathRate));
+    if (this.hasSkip && options.dropPathRate)
+      this.dropPath = this.addModule('drop_path', new DropPath(options.dropPathRate));
   }
 
   featureInfo(location: 'bottleneck' | 'expansion'): BlockFeatureInfo {
@@ -302,14 +356,18 @@ export class EdgeResidual extends ResidualBlock {
   }
 
   forwardExpansion(x: tf.Tensor4D): tf.Tensor4D {
-    this.checkInput(x);
-    const y = convBnAct(this.conv_exp, this.bn1, x, this.useFolded);
-    return this.se ? this.se.forward(y) : y;
+    return tf.tidy(() => {
+      this.checkInput(x);
+      const y = convBnAct(this.conv_exp, this.bn1, x, this.useFolded);
+      return this.se ? this.se.forward(y) : y;
+    });
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
-    const y = this.forwardExpansion(x);
-    return this.residual(x, convBnAct(this.conv_pwl, this.bn2, y, this.useFolded));
+    return tf.tidy(() => {
+      const y = this.forwardExpansion(x);
+      return this.residual(x, convBnAct(this.conv_pwl, this.bn2, y, this.useFolded));
+    });
   }
 }
 
@@ -349,12 +407,16 @@ export class ConvNormAct extends Module {
       }),
     );
     this.bn =
-      options.norm === false ? null : this.addModule('bn', new BatchNorm2d(outChannels, { ...options.norm, act: this.act }));
+      options.norm === false
+        ? null
+        : this.addModule('bn', new BatchNorm2d(outChannels, { ...options.norm, act: this.act }));
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
-    const y = convBnAct(this.conv, this.bn, x, this.useFolded);
-    return this.bn ? y : (this.act.apply(y) as tf.Tensor4D);
+    return tf.tidy(() => {
+      const y = convBnAct(this.conv, this.bn, x, this.useFolded);
+      return this.bn ? y : (this.act.apply(y) as tf.Tensor4D);
+    });
   }
 }
 
@@ -397,14 +459,21 @@ export class SeparableConvNormAct extends Module {
     );
     this.conv_pw = this.addModule(
       'conv_pw',
-      createConv2d(mid, outChannels, options.pwKernelSize ?? 1, { padding: options.padding, bias: options.bias ?? false }),
+      createConv2d(mid, outChannels, options.pwKernelSize ?? 1, {
+        padding: options.padding,
+        bias: options.bias ?? false,
+      }),
     );
     this.bn =
-      options.norm === false ? null : this.addModule('bn', new BatchNorm2d(outChannels, { ...options.norm, act: this.act }));
+      options.norm === false
+        ? null
+        : this.addModule('bn', new BatchNorm2d(outChannels, { ...options.norm, act: this.act }));
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
-    const y = convBnAct(this.conv_pw, this.bn, this.conv_dw.forward(x), this.useFolded);
-    return this.bn ? y : (this.act.apply(y) as tf.Tensor4D);
+    return tf.tidy(() => {
+      const y = convBnAct(this.conv_pw, this.bn, this.conv_dw.forward(x), this.useFolded);
+      return this.bn ? y : (this.act.apply(y) as tf.Tensor4D);
+    });
   }
 }

@@ -58,7 +58,8 @@ export class Conv2d extends Module {
     this.depthwise = groups === inChannels && groups > 1;
     check(
       !this.depthwise || outChannels % inChannels === 0,
-      () => `Conv2d: a depthwise conv needs outChannels (${outChannels}) divisible by inChannels (${inChannels})`,
+      () =>
+        `Conv2d: a depthwise conv needs outChannels (${outChannels}) divisible by inChannels (${inChannels})`,
     );
     this.stride = options.stride ?? 1;
     this.dilation = options.dilation ?? 1;
@@ -70,9 +71,19 @@ export class Conv2d extends Module {
     const k = kernelSize;
     if (this.depthwise) {
       const mult = outChannels / inChannels;
-      this.weight = this.addParameter('weight', [k, k, inChannels, mult], 'depthwise', convNormalInit(k * k * mult));
+      this.weight = this.addParameter(
+        'weight',
+        [k, k, inChannels, mult],
+        'depthwise',
+        convNormalInit(k * k * mult),
+      );
     } else {
-      this.weight = this.addParameter('weight', [k, k, inChannels, outChannels], 'conv', convNormalInit(k * k * outChannels));
+      this.weight = this.addParameter(
+        'weight',
+        [k, k, inChannels, outChannels],
+        'conv',
+        convNormalInit(k * k * outChannels),
+      );
     }
     this.bias = options.bias ? this.addParameter('bias', [outChannels], 'plain', zerosInit) : null;
   }
@@ -93,11 +104,22 @@ export class Conv2d extends Module {
     activation: 'linear' | 'relu' | 'relu6' | 'sigmoid' | 'elu' | 'leakyrelu' = 'linear',
     leakyreluAlpha?: number,
   ): tf.Tensor4D {
-    const { x: xp, pad } = applyPadding(x, this.padding);
-    const s: [number, number] = [this.stride, this.stride];
-    const d: [number, number] = [this.dilation, this.dilation];
-    const args = { x: xp, filter, strides: s, pad, dilations: d, bias: bias ?? undefined, activation, leakyreluAlpha };
-    return this.depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
+    return tf.tidy(() => {
+      const { x: xp, pad } = applyPadding(x, this.padding);
+      const s: [number, number] = [this.stride, this.stride];
+      const d: [number, number] = [this.dilation, this.dilation];
+      const args = {
+        x: xp,
+        filter,
+        strides: s,
+        pad,
+        dilations: d,
+        bias: bias ?? undefined,
+        activation,
+        leakyreluAlpha,
+      };
+      return this.depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
+    });
   }
 
   protected override invalidateSelf(): void {
@@ -106,7 +128,11 @@ export class Conv2d extends Module {
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
     this.checkInput(x);
-    return this.convolve(x, this.weight.value as tf.Tensor4D, this.bias ? (this.bias.value as tf.Tensor1D) : null);
+    return this.convolve(
+      x,
+      this.weight.value as tf.Tensor4D,
+      this.bias ? (this.bias.value as tf.Tensor1D) : null,
+    );
   }
 }
 

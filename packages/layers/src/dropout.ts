@@ -29,7 +29,6 @@ export class DropPath extends Module {
     if (!this.training || this.rate === 0) return x;
     const keep = 1 - this.rate;
     const shape = [x.shape[0], ...x.shape.slice(1).map(() => 1)];
-    const mask = tf.floor(tf.add(tf.randomUniform(shape), keep));
-    return tf.mul(x, tf.div(mask, keep)) as T;
+    return tf.tidy(() => tf.mul(x, tf.div(tf.floor(tf.add(tf.randomUniform(shape), keep)), keep)) as T);
   }
 }

@@ -15,7 +15,10 @@ const cache = new WeakMap<Conv2d, Folded>();
  * b' = b * scale + shift with scale = gamma / sqrt(var + eps), shift = beta - mean * scale.
  * Returns new tensors; the caller disposes them.
  */
-export function foldBatchNorm(conv: Conv2d, bn: BatchNorm2d | null): { filter: tf.Tensor4D; bias: tf.Tensor1D } {
+export function foldBatchNorm(
+  conv: Conv2d,
+  bn: BatchNorm2d | null,
+): { filter: tf.Tensor4D; bias: tf.Tensor1D } {
   return tf.tidy(() => {
     const w = conv.weight.value as tf.Tensor4D;
     const b = conv.bias ? conv.bias.value : tf.zeros([conv.outChannels]);
@@ -41,10 +44,17 @@ export function clearFolded(conv: Conv2d): void {
  * conv -> BatchNorm(+act) as one unit. Unfolded: the modules as they are (training and reference path).
  * Folded: one fused conv with the BN folded in and the activation fused when TF.js can fuse it.
  */
-export function convBnAct(conv: Conv2d, bn: BatchNorm2d | null, x: tf.Tensor4D, folded: boolean): tf.Tensor4D {
+export function convBnAct(
+  conv: Conv2d,
+  bn: BatchNorm2d | null,
+  x: tf.Tensor4D,
+  folded: boolean,
+): tf.Tensor4D {
   if (!folded || conv.training || bn?.training) {
-    const y = conv.forward(x);
-    return bn ? bn.forward(y) : y;
+    return tf.tidy(() => {
+      const y = conv.forward(x);
+      return bn ? bn.forward(y) : y;
+    });
   }
   conv.checkInput(x);
   let f = cache.get(conv);
@@ -58,5 +68,6 @@ export function convBnAct(conv: Conv2d, bn: BatchNorm2d | null, x: tf.Tensor4D, 
   if (!act || act.fused) {
     return conv.convolve(x, f.filter, f.bias, act?.fused ?? 'linear', act?.leakyAlpha);
   }
-  return act.apply(conv.convolve(x, f.filter, f.bias)) as tf.Tensor4D;
+  const { filter, bias } = f;
+  return tf.tidy(() => act.apply(conv.convolve(x, filter, bias)) as tf.Tensor4D);
 }

@@ -1,5 +1,6 @@
-export { getActivation, listActivations } from './activations.js';
 export type { Activation, ActivationName, FusableActivation } from './activations.js';
+export { getActivation, listActivations } from './activations.js';
+export type { BlockFeatureInfo, BlockOptions, EfficientBlock } from './blocks.js';
 export {
   ConvBnAct,
   ConvNormAct,
@@ -9,18 +10,25 @@ export {
   SeparableConvNormAct,
   SqueezeExcite,
 } from './blocks.js';
-export type { BlockFeatureInfo, BlockOptions, EfficientBlock } from './blocks.js';
-export { Conv2d, applyPadding, createConv2d } from './conv.js';
 export type { Conv2dOptions } from './conv.js';
-export { DropPath, Dropout } from './dropout.js';
-export { EffdetArgumentError, StateDictError, check, shapeStr } from './errors.js';
+export { applyPadding, Conv2d, createConv2d } from './conv.js';
+export { Dropout, DropPath } from './dropout.js';
+export { check, EffdetArgumentError, StateDictError, shapeStr } from './errors.js';
 export { convBnAct, foldBatchNorm } from './fold.js';
-export { constantInit, convNormalInit, onesInit, uniformInit, zerosInit } from './init.js';
-export { torchShapeOf } from './layout.js';
+export {
+  constantInit,
+  convNormalInit,
+  onesInit,
+  randomNormal,
+  randomUniform,
+  seedInitializers,
+  uniformInit,
+  zerosInit,
+} from './init.js';
 export type { TorchLayout } from './layout.js';
+export { torchShapeOf } from './layout.js';
 export { Linear } from './linear.js';
 export { makeDivisible, pyRound } from './math.js';
-export { Module, Parameter, fromTfjsLayout, toTfjsLayout } from './module.js';
 export type {
   Initializer,
   LoadStateDictOptions,
@@ -28,11 +36,12 @@ export type {
   StateDictInput,
   StateTensor,
 } from './module.js';
-export { BatchNorm2d } from './norm.js';
+export { fromTfjsLayout, Module, Parameter, toTfjsLayout } from './module.js';
 export type { BatchNormOptions } from './norm.js';
-export { convOutputSize, resolvePadding, symmetricPadding } from './padding.js';
+export { BatchNorm2d } from './norm.js';
 export type { PaddingSpec, ResolvedPadding } from './padding.js';
-export { Pool2d, createPool2d, globalPool } from './pool.js';
+export { convOutputSize, resolvePadding, symmetricPadding } from './padding.js';
 export type { GlobalPoolType, PoolType } from './pool.js';
-export { resize } from './resize.js';
+export { createPool2d, globalPool, Pool2d } from './pool.js';
 export type { ResizeOptions } from './resize.js';
+export { resize } from './resize.js';

@@ -23,6 +23,10 @@ export class Linear extends Module {
       x.rank === 2 && x.shape[1] === this.inFeatures,
       () => `Linear.forward: expected input [batch, ${this.inFeatures}], got ${shapeStr(x.shape)}`,
     );
-    return tf.fused.matMul({ a: x, b: this.weight.value as tf.Tensor2D, bias: this.bias?.value }) as tf.Tensor2D;
+    return tf.fused.matMul({
+      a: x,
+      b: this.weight.value as tf.Tensor2D,
+      bias: this.bias?.value,
+    }) as tf.Tensor2D;
   }
 }

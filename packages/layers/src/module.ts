@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { StateDictError, check, shapeStr } from './errors.js';
+import { check, StateDictError, shapeStr } from './errors.js';
 import { type TorchLayout, torchShapeOf } from './layout.js';
 
 /** Creates the initial value of a parameter in TF.js layout. */
@@ -125,13 +125,27 @@ export function fromTfjsLayout(t: tf.Tensor, layout: TorchLayout): tf.Tensor {
   }
 }
 
+let halfTable: Float32Array | null = null;
+
+/** float16 bits -> float32 value, through a 65536-entry table built on first use. */
 function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * 2 ** -14 * (f / 1024);
-  if (e === 31) return f ? Number.NaN : s * Number.POSITIVE_INFINITY;
-  return s * 2 ** (e - 15) * (1 + f / 1024);
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let i = 0; i < 65536; i++) {
+      const s = i & 0x8000 ? -1 : 1;
+      const e = (i >> 10) & 0x1f;
+      const f = i & 0x3ff;
+      halfTable[i] =
+        e === 0
+          ? s * 2 ** -14 * (f / 1024)
+          : e === 31
+            ? f
+              ? Number.NaN
+              : s * Number.POSITIVE_INFINITY
+            : s * 2 ** (e - 15) * (1 + f / 1024);
+    }
+  }
+  return halfTable[h];
 }
 
 function stateTensorShape(t: StateTensor): number[] {
@@ -284,7 +298,9 @@ export class Module {
       }
       given.set(name, t);
     }
-    const missing = [...expected.keys()].filter((n) => !given.has(n) && !mismatched.some((m) => m.name === n));
+    const missing = [...expected.keys()].filter(
+      (n) => !given.has(n) && !mismatched.some((m) => m.name === n),
+    );
     if (mismatched.length > 0 || (strict && (missing.length > 0 || unexpected.length > 0))) {
       const lines = [
         `loadStateDict: the weights do not match ${this.constructor.name} ` +

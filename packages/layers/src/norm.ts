@@ -45,7 +45,8 @@ export class BatchNorm2d extends Module {
   normalize(x: tf.Tensor4D): tf.Tensor4D {
     check(
       x.rank === 4 && x.shape[3] === this.numFeatures,
-      () => `BatchNorm2d.forward: expected input [batch, height, width, ${this.numFeatures}], got ${shapeStr(x.shape)}`,
+      () =>
+        `BatchNorm2d.forward: expected input [batch, height, width, ${this.numFeatures}], got ${shapeStr(x.shape)}`,
     );
     if (!this.training) {
       return tf.batchNorm(
@@ -60,16 +61,21 @@ export class BatchNorm2d extends Module {
     const { mean, variance } = tf.moments(x, [0, 1, 2]);
     const n = x.shape[0] * x.shape[1] * x.shape[2];
     this.updateRunningStats(mean, variance, n);
-    return tf.batchNorm(x, mean, variance, this.bias.value as tf.Tensor1D, this.weight.value as tf.Tensor1D, this.eps) as tf.Tensor4D;
+    return tf.batchNorm(
+      x,
+      mean,
+      variance,
+      this.bias.value as tf.Tensor1D,
+      this.weight.value as tf.Tensor1D,
+      this.eps,
+    ) as tf.Tensor4D;
   }
 
   private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, n: number): void {
     // The update is not connected to the loss, so no gradient flows into the running buffers.
     const m = this.momentum;
     const unbiased = n > 1 ? n / (n - 1) : 1;
-    const newMean = tf.tidy(() =>
-      tf.add(tf.mul(this.runningMean.value, 1 - m), tf.mul(mean, m)),
-    );
+    const newMean = tf.tidy(() => tf.add(tf.mul(this.runningMean.value, 1 - m), tf.mul(mean, m)));
     const newVar = tf.tidy(() =>
       tf.add(tf.mul(this.runningVar.value, 1 - m), tf.mul(variance, m * unbiased)),
     );
@@ -80,13 +86,16 @@ export class BatchNorm2d extends Module {
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
-    return this.act.apply(this.normalize(x)) as tf.Tensor4D;
+    return tf.tidy(() => this.act.apply(this.normalize(x)) as tf.Tensor4D);
   }
 
   /** Per-channel scale and shift of the eval-mode normalisation: y = x * scale + shift. */
   scaleShift(): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
     return tf.tidy(() => {
-      const scale = tf.mul(this.weight.value, tf.rsqrt(tf.add(this.runningVar.value, this.eps))) as tf.Tensor1D;
+      const scale = tf.mul(
+        this.weight.value,
+        tf.rsqrt(tf.add(this.runningVar.value, this.eps)),
+      ) as tf.Tensor1D;
       const shift = tf.sub(this.bias.value, tf.mul(this.runningMean.value, scale)) as tf.Tensor1D;
       return { scale, shift };
     });

@@ -21,21 +21,35 @@ export class Pool2d extends Module {
     padding: PaddingSpec = '',
   ) {
     super();
-    check(poolType === 'max' || poolType === 'avg', () => `Pool2d: poolType must be 'max' or 'avg', got '${poolType}'`);
+    check(
+      poolType === 'max' || poolType === 'avg',
+      () => `Pool2d: poolType must be 'max' or 'avg', got '${poolType}'`,
+    );
     this.padding = resolvePadding(padding, kernelSize, stride, 1);
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
     check(x.rank === 4, () => `Pool2d.forward: expected a 4-D NHWC input, got ${shapeStr(x.shape)}`);
-    const { x: xp, pad } = applyPadding(x, this.padding, this.poolType === 'max' ? Number.NEGATIVE_INFINITY : 0);
-    return this.poolType === 'max'
-      ? tf.maxPool(xp, this.kernelSize, this.stride, pad)
-      : tf.avgPool(xp, this.kernelSize, this.stride, pad);
+    return tf.tidy(() => {
+      const { x: xp, pad } = applyPadding(
+        x,
+        this.padding,
+        this.poolType === 'max' ? Number.NEGATIVE_INFINITY : 0,
+      );
+      return this.poolType === 'max'
+        ? tf.maxPool(xp, this.kernelSize, this.stride, pad)
+        : tf.avgPool(xp, this.kernelSize, this.stride, pad);
+    });
   }
 }
 
 /** timm's `create_pool2d(pool_type, kernel_size, stride, padding)`. */
-export function createPool2d(poolType: PoolType, kernelSize: number, stride: number, padding: PaddingSpec = ''): Pool2d {
+export function createPool2d(
+  poolType: PoolType,
+  kernelSize: number,
+  stride: number,
+  padding: PaddingSpec = '',
+): Pool2d {
   return new Pool2d(poolType, kernelSize, stride, padding);
 }
 
@@ -43,6 +57,10 @@ export type GlobalPoolType = 'avg' | 'max' | 'avgmax' | 'catavgmax' | '';
 
 /** Global pooling of NHWC to `[batch, C]` (`[batch, 2C]` for catavgmax); `''` flattens nothing and keeps NHWC. */
 export function globalPool(x: tf.Tensor4D, type: GlobalPoolType = 'avg'): tf.Tensor {
+  return tf.tidy(() => globalPoolImpl(x, type));
+}
+
+function globalPoolImpl(x: tf.Tensor4D, type: GlobalPoolType): tf.Tensor {
   switch (type) {
     case 'avg':
       return tf.mean(x, [1, 2]);
@@ -55,6 +73,8 @@ export function globalPool(x: tf.Tensor4D, type: GlobalPoolType = 'avg'): tf.Ten
     case '':
       return x;
     default:
-      throw new Error(`globalPool: type must be one of avg, max, avgmax, catavgmax, '', got '${String(type)}'`);
+      throw new Error(
+        `globalPool: type must be one of avg, max, avgmax, catavgmax, '', got '${String(type)}'`,
+      );
   }
 }

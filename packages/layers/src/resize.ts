@@ -15,7 +15,11 @@ export interface ResizeOptions {
  * `F.interpolate(mode='nearest', size=...)` and TF `resize_nearest_neighbor` (no corner alignment, no
  * half-pixel centres); `bilinear` follows PyTorch's `align_corners` flag.
  */
-export function resize(x: tf.Tensor4D, size: readonly [number, number], options: ResizeOptions = {}): tf.Tensor4D {
+export function resize(
+  x: tf.Tensor4D,
+  size: readonly [number, number],
+  options: ResizeOptions = {},
+): tf.Tensor4D {
   check(x.rank === 4, () => `resize: expected a 4-D NHWC input, got ${shapeStr(x.shape)}`);
   check(
     size.length === 2 && size.every((s) => Number.isInteger(s) && s > 0),

@@ -45,7 +45,9 @@ export function expectValues(actual: tf.Tensor, expected: number[], atol = 1e-5)
   expect(a.length).toBe(expected.length);
   for (let i = 0; i < a.length; i++) {
     if (!(Math.abs(a[i] - expected[i]) <= atol)) {
-      throw new Error(`expectValues: element ${i} is ${a[i]}, expected ${expected[i]} (atol ${atol})\n got ${a}`);
+      throw new Error(
+        `expectValues: element ${i} is ${a[i]}, expected ${expected[i]} (atol ${atol})\n got ${a}`,
+      );
     }
   }
 }

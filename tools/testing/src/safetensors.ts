@@ -13,13 +13,27 @@ export interface FixtureFile {
   tensors: Map<string, FixtureTensor>;
 }
 
+let halfTable: Float32Array | null = null;
+
+/** float16 bits -> float32 value, through a 65536-entry table built on first use. */
 function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * 2 ** -14 * (f / 1024);
-  if (e === 31) return f ? Number.NaN : s * Number.POSITIVE_INFINITY;
-  return s * 2 ** (e - 15) * (1 + f / 1024);
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let i = 0; i < 65536; i++) {
+      const s = i & 0x8000 ? -1 : 1;
+      const e = (i >> 10) & 0x1f;
+      const f = i & 0x3ff;
+      halfTable[i] =
+        e === 0
+          ? s * 2 ** -14 * (f / 1024)
+          : e === 31
+            ? f
+              ? Number.NaN
+              : s * Number.POSITIVE_INFINITY
+            : s * 2 ** (e - 15) * (1 + f / 1024);
+    }
+  }
+  return halfTable[h];
 }
 
 /**
@@ -41,7 +55,11 @@ export function readFixture(path: string): FixtureFile {
       metadata = entry as Record<string, string>;
       continue;
     }
-    const { dtype, shape, data_offsets } = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
+    const { dtype, shape, data_offsets } = entry as {
+      dtype: string;
+      shape: number[];
+      data_offsets: [number, number];
+    };
     const [begin, end] = data_offsets;
     const bytes = buf.subarray(base + begin, base + end);
     const n = shape.reduce((a, b) => a * b, 1);
