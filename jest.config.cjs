@@ -16,7 +16,7 @@ module.exports = {
   moduleNameMapper: {
     '^@effdet/testing$': '<rootDir>/tools/testing/src/index.ts',
     '^@effdet/cli$': '<rootDir>/tools/cli/src/index.ts',
-    '^@effdet/weights/node$': '<rootDir>/packages/weights/src/node.ts',
+    '^@effdet/([a-z0-9-]+)/node$': '<rootDir>/packages/$1/src/node.ts',
     '^@effdet/([a-z0-9-]+)$': '<rootDir>/packages/$1/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
