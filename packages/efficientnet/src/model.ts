@@ -16,6 +16,7 @@ import {
   InvertedResidual,
   Linear,
   Module,
+  ModuleList,
   makeDivisible,
   type PaddingSpec,
   shapeStr,
@@ -74,15 +75,6 @@ interface FeatureTap {
   expansion: boolean;
 }
 
-/** A sequential container with PyTorch names '0', '1', ... */
-class Sequential<M extends Module> extends Module {
-  readonly items: M[];
-  constructor(items: M[]) {
-    super();
-    this.items = items.map((m, i) => this.addModule(String(i), m));
-  }
-}
-
 /**
  * EfficientNet family network (timm `EfficientNet` / `EfficientNetFeatures`), NHWC, with timm's module
  * names: `conv_stem`, `bn1`, `blocks.S.B.*`, and for classifiers `conv_head`, `bn2`, `classifier`.
@@ -90,7 +82,7 @@ class Sequential<M extends Module> extends Module {
 export class EfficientNet extends Module {
   readonly conv_stem: Conv2d;
   readonly bn1: BatchNorm2d;
-  readonly blocks: Sequential<Sequential<EfficientBlock>>;
+  readonly blocks: ModuleList<ModuleList<EfficientBlock>>;
   readonly conv_head: Conv2d | null = null;
   readonly bn2: BatchNorm2d | null = null;
   readonly classifier: Linear | null = null;
@@ -156,7 +148,7 @@ export class EfficientNet extends Module {
         expansion: false,
       });
     }
-    const stages: Sequential<EfficientBlock>[] = [];
+    const stages: ModuleList<EfficientBlock>[] = [];
     arch.blockArgs.forEach((stageArgs, s) => {
       const blocks: EfficientBlock[] = [];
       stageArgs.forEach((ba0, b) => {
@@ -202,9 +194,9 @@ export class EfficientNet extends Module {
         }
         blockIdx++;
       });
-      stages.push(new Sequential(blocks));
+      stages.push(new ModuleList(blocks));
     });
-    this.blocks = this.addModule('blocks', new Sequential(stages));
+    this.blocks = this.addModule('blocks', new ModuleList(stages));
     this.allFeatureInfo = taps.map((t) => t.info);
 
     const n = taps.length;

@@ -3,12 +3,12 @@ import type { Conv2d } from './conv.js';
 import type { BatchNorm2d } from './norm.js';
 
 interface Folded {
-  bn: BatchNorm2d | null;
   filter: tf.Tensor4D;
   bias: tf.Tensor1D;
 }
 
-const cache = new WeakMap<Conv2d, Folded>();
+/** Folded weights per conv and per BatchNorm (heads share a conv across levels with one BN per level). */
+const cache = new WeakMap<Conv2d, Map<BatchNorm2d | null, Folded>>();
 
 /**
  * BatchNorm folded into the preceding conv (eval statistics): w' = w * scale per output channel,
@@ -32,10 +32,12 @@ export function foldBatchNorm(
 
 /** Drops the folded weights cached for `conv` (called when weights or modes change). */
 export function clearFolded(conv: Conv2d): void {
-  const f = cache.get(conv);
-  if (f) {
-    f.filter.dispose();
-    f.bias.dispose();
+  const byBn = cache.get(conv);
+  if (byBn) {
+    for (const f of byBn.values()) {
+      f.filter.dispose();
+      f.bias.dispose();
+    }
     cache.delete(conv);
   }
 }
@@ -57,12 +59,16 @@ export function convBnAct(
     });
   }
   conv.checkInput(x);
-  let f = cache.get(conv);
-  if (!f || f.bn !== bn) {
-    if (f) clearFolded(conv);
+  let byBn = cache.get(conv);
+  if (!byBn) {
+    byBn = new Map();
+    cache.set(conv, byBn);
+  }
+  let f = byBn.get(bn);
+  if (!f) {
     const { filter, bias } = foldBatchNorm(conv, bn);
-    f = { bn, filter: tf.keep(filter), bias: tf.keep(bias) };
-    cache.set(conv, f);
+    f = { filter: tf.keep(filter), bias: tf.keep(bias) };
+    byBn.set(bn, f);
   }
   const act = bn?.act;
   if (!act || act.fused) {

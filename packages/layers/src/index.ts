@@ -10,6 +10,7 @@ export {
   SeparableConvNormAct,
   SqueezeExcite,
 } from './blocks.js';
+export { ModuleDict, ModuleList } from './containers.js';
 export type { Conv2dOptions } from './conv.js';
 export { applyPadding, Conv2d, createConv2d } from './conv.js';
 export { Dropout, DropPath } from './dropout.js';

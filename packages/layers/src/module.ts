@@ -36,7 +36,7 @@ export class Parameter {
     /** Shape in TF.js layout. */
     readonly shape: readonly number[],
     readonly layout: TorchLayout,
-    private readonly init: Initializer,
+    private init: Initializer,
     /** False for buffers (BatchNorm running statistics). */
     readonly trainable: boolean,
   ) {}
@@ -63,6 +63,16 @@ export class Parameter {
       init.dispose();
     }
     return this.variable;
+  }
+
+  /** Changes the initializer; an allocated value is re-initialised now, a lazy one on first use. */
+  reinitialize(init: Initializer): void {
+    this.init = init;
+    if (this.variable !== null) {
+      const v = tf.tidy(() => init([...this.shape]));
+      this.variable.assign(v);
+      v.dispose();
+    }
   }
 
   /** Replaces the value with a TF.js-layout tensor of the same shape (the tensor is copied, not kept). */

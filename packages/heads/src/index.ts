@@ -1,0 +1,2 @@
+export type { HeadOptions } from './head.js';
+export { HeadNet } from './head.js';
