@@ -44,13 +44,17 @@ for (const [ioRel, weightsFile] of CASES) {
         };
         await expectNoLeaks(() => {
           const out = model.forwardIntermediates(input);
+          const groups: [string, tf.Tensor[]][] = [
+            ['backbone', out.backbone],
+            ['fpn_extra', out.fpnExtra],
+            ['fpn_cell0_node', out.fpnCell0Nodes],
+            ['fpn', out.fpn],
+            ['class', out.classOut],
+            ['box', out.boxOut],
+          ];
           let n = 0;
-          out.backbone.forEach((t, i) => (n += check(`backbone.${i}`, t)));
-          out.fpnExtra.forEach((t, i) => (n += check(`fpn_extra.${i}`, t)));
-          out.fpnCell0Nodes.forEach((t, i) => (n += check(`fpn_cell0_node.${i}`, t)));
-          out.fpn.forEach((t, i) => (n += check(`fpn.${i}`, t)));
-          out.classOut.forEach((t, i) => (n += check(`class.${i}`, t)));
-          out.boxOut.forEach((t, i) => (n += check(`box.${i}`, t)));
+          for (const [prefix, ts] of groups)
+            for (const [i, t] of ts.entries()) n += check(`${prefix}.${i}`, t);
           // Heads (levels 1..4 at least) are in every fixture; intermediates in the three single-image ones.
           expect(n).toBeGreaterThanOrEqual(io.tensors.has('backbone.0') ? 27 : 8);
           tf.dispose(Object.values(out).flat());
@@ -58,8 +62,8 @@ for (const [ioRel, weightsFile] of CASES) {
         // The folded inference path gives the same head outputs.
         model.fuseForInference();
         const folded = model.forward(input);
-        folded.classOut.forEach((t, i) => check(`class.${i}`, t));
-        folded.boxOut.forEach((t, i) => check(`box.${i}`, t));
+        for (const [i, t] of folded.classOut.entries()) check(`class.${i}`, t);
+        for (const [i, t] of folded.boxOut.entries()) check(`box.${i}`, t);
         tf.dispose([...folded.classOut, ...folded.boxOut, input]);
         model.dispose();
       });
