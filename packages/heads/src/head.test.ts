@@ -73,7 +73,7 @@ describeWithBackends('HeadNet forward', () => {
     tf.dispose(h.forward(xs));
     await expectNoLeaks(() => {
       const f = h.forward(xs);
-      f.forEach((t, i) => expectClose(t, ref[i], 1e-4, `level ${i}`));
+      for (const [i, t] of f.entries()) expectClose(t, ref[i], 1e-4, `level ${i}`);
       tf.dispose(f);
     });
     expect(() => h.forward(xs.slice(0, 2))).toThrow(/expected 3 levels, got 2/);
