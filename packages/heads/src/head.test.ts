@@ -1,4 +1,5 @@
 import { HeadNet, type HeadOptions } from '@effdet/heads';
+import type { SeparableConvNormAct } from '@effdet/layers';
 import { describeWithBackends, expectClose, expectNoLeaks } from '@effdet/testing';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -33,7 +34,7 @@ describe('HeadNet state dict', () => {
 
   it('prediction bias starts at the focal prior', () => {
     const h = new HeadNet(base);
-    const b = h.predict.conv_pw.bias!.value.dataSync();
+    const b = (h.predict as SeparableConvNormAct).conv_pw.bias!.value.dataSync();
     expect(b[0]).toBeCloseTo(-Math.log(99), 5);
   });
 });
