@@ -20,8 +20,19 @@ import {
 import * as tf from '@tensorflow/tfjs-core';
 import { type FpnTopology, getFpnConfig } from './topology.js';
 
-/** Spatial size `[h, w]` of a feature level: `s_l = (s_{l-1} - 1) // 2 + 1` from the image size (effdet). */
+/**
+ * Feature map sizes `[h, w]` for levels 0..maxLevel (index = level): level 0 is `imageSize`, and each level
+ * halves with `(s - 1) // 2 + 1` (effdet `get_feat_sizes`, automl `utils.get_feat_sizes`).
+ */
 export function featSizes(imageSize: readonly [number, number], maxLevel: number): [number, number][] {
+  check(
+    Array.isArray(imageSize) && imageSize.length === 2 && imageSize.every((v) => Number.isInteger(v) && v > 0),
+    () => `featSizes: imageSize must be [height, width] positive integers, got ${JSON.stringify(imageSize)}`,
+  );
+  check(
+    Number.isInteger(maxLevel) && maxLevel >= 0,
+    () => `featSizes: maxLevel must be an integer >= 0, got ${String(maxLevel)}`,
+  );
   const sizes: [number, number][] = [[imageSize[0], imageSize[1]]];
   for (let l = 1; l <= maxLevel; l++) {
     const [h, w] = sizes[l - 1];

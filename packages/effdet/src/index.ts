@@ -9,5 +9,9 @@ export {
   numAnchors,
   numLevels,
 } from './config.js';
+export type { DetectOptions, DetectorOptions, DetectTensorsResult } from './detector.js';
+export { buildDetector, createDetector, Detector, detectorConfig } from './detector.js';
 export type { EfficientDetIntermediates, EfficientDetOutputs } from './model.js';
 export { createEfficientDet, EfficientDet } from './model.js';
+export * from './postprocess_exports.js';
+export { loadRawStateDict } from './weights.js';

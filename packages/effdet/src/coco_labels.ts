@@ -1,0 +1,103 @@
+/**
+ * COCO 2017 category ids and names. effdet's COCO models have 90 classes and output the category id itself
+ * (1-based, with gaps: 80 names on ids 1..90), so class c of a detection row is `COCO_LABELS[c]`.
+ */
+
+/** COCO category id -> name (80 entries; ids 12, 26, 29, 30, 45, 66, 68, 69, 71, 83 are unused). */
+export const COCO_LABELS: Readonly<Record<number, string>> = Object.freeze({
+  1: 'person',
+  2: 'bicycle',
+  3: 'car',
+  4: 'motorcycle',
+  5: 'airplane',
+  6: 'bus',
+  7: 'train',
+  8: 'truck',
+  9: 'boat',
+  10: 'traffic light',
+  11: 'fire hydrant',
+  13: 'stop sign',
+  14: 'parking meter',
+  15: 'bench',
+  16: 'bird',
+  17: 'cat',
+  18: 'dog',
+  19: 'horse',
+  20: 'sheep',
+  21: 'cow',
+  22: 'elephant',
+  23: 'bear',
+  24: 'zebra',
+  25: 'giraffe',
+  27: 'backpack',
+  28: 'umbrella',
+  31: 'handbag',
+  32: 'tie',
+  33: 'suitcase',
+  34: 'frisbee',
+  35: 'skis',
+  36: 'snowboard',
+  37: 'sports ball',
+  38: 'kite',
+  39: 'baseball bat',
+  40: 'baseball glove',
+  41: 'skateboard',
+  42: 'surfboard',
+  43: 'tennis racket',
+  44: 'bottle',
+  46: 'wine glass',
+  47: 'cup',
+  48: 'fork',
+  49: 'knife',
+  50: 'spoon',
+  51: 'bowl',
+  52: 'banana',
+  53: 'apple',
+  54: 'sandwich',
+  55: 'orange',
+  56: 'broccoli',
+  57: 'carrot',
+  58: 'hot dog',
+  59: 'pizza',
+  60: 'donut',
+  61: 'cake',
+  62: 'chair',
+  63: 'couch',
+  64: 'potted plant',
+  65: 'bed',
+  67: 'dining table',
+  70: 'toilet',
+  72: 'tv',
+  73: 'laptop',
+  74: 'mouse',
+  75: 'remote',
+  76: 'keyboard',
+  77: 'cell phone',
+  78: 'microwave',
+  79: 'oven',
+  80: 'toaster',
+  81: 'sink',
+  82: 'refrigerator',
+  84: 'book',
+  85: 'clock',
+  86: 'vase',
+  87: 'scissors',
+  88: 'teddy bear',
+  89: 'hair drier',
+  90: 'toothbrush',
+});
+
+/** The 80 used COCO category ids, ascending. */
+export const COCO_CATEGORY_IDS: readonly number[] = Object.freeze(
+  Object.keys(COCO_LABELS)
+    .map(Number)
+    .sort((a, b) => a - b),
+);
+
+/** Number of classes of effdet's COCO models (ids 1..90, gaps included). */
+export const COCO_NUM_CLASSES = 90;
+
+/** The COCO name of a 1-based class id, or `class <id>` for ids without a category (gaps, out of range). */
+export function labelFor(classId: number): string {
+  return COCO_LABELS[classId] ?? `class ${classId}`;
+}
