@@ -1,4 +1,12 @@
 export type { BackendChoice } from './backend.js';
 export { useBackend } from './backend.js';
-export type { InfoOptions, InfoResult } from './info.js';
-export { formatInfo, modelInfo } from './info.js';
+export type { BenchOptions, BenchResult, Stats } from './bench.js';
+export { bench, formatBench } from './bench.js';
+export type { DiffRow } from './compare.js';
+export { diffArrays, formatDiffTable } from './compare.js';
+export type { DetectorInfo, InfoOptions, InfoResult } from './info.js';
+export { detectorInfo, formatDetectorInfo, formatInfo, isDetector, modelInfo } from './info.js';
+export type { ParityOptions, ParityReport } from './parity.js';
+export { defaultWeightsPath, runParity } from './parity.js';
+export type { PredictOptions, PredictResult } from './predict.js';
+export { formatPredictions, predict } from './predict.js';

@@ -1,3 +1,4 @@
+import { Anchors, aspectPairs, createEfficientDet, listEfficientDetModels } from '@effdet/effdet';
 import { createModel, getPretrainedCfg } from '@effdet/efficientnet';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -62,4 +63,64 @@ export function formatInfo(r: InfoResult): string {
   if (r.forwardMs !== undefined)
     lines.push(`forward (random weights, first call): ${r.forwardMs.toFixed(0)} ms`);
   return lines.join('\n');
+}
+
+export interface DetectorInfo {
+  model: string;
+  config: Record<string, unknown>;
+  params: number;
+  backbone: string;
+  backboneFeatures: { channels: number; reduction: number; module: string }[];
+  levels: { level: number; size: [number, number] }[];
+  anchors: number;
+  anchorsPerLocation: number;
+}
+
+/** Config, parameter count, backbone features and anchor count of an EfficientDet (no weights allocated). */
+export function detectorInfo(model: string): DetectorInfo {
+  const net = createEfficientDet(model);
+  const c = net.config;
+  const anchors = new Anchors({
+    imageSize: c.imageSize,
+    minLevel: c.minLevel,
+    maxLevel: c.maxLevel,
+    numScales: c.numScales,
+    aspectRatios: aspectPairs(c),
+    anchorScale: c.anchorScale,
+  });
+  const info: DetectorInfo = {
+    model,
+    config: { ...c },
+    params: net.numParams(),
+    backbone: c.backboneName,
+    backboneFeatures: net.backbone.featureInfo.map((f) => ({
+      channels: f.channels,
+      reduction: f.reduction,
+      module: f.module,
+    })),
+    levels: anchors.levelSizes.map((size, i) => ({ level: c.minLevel + i, size: [size[0], size[1]] })),
+    anchors: anchors.numAnchors,
+    anchorsPerLocation: anchors.numAnchorsPerLocation,
+  };
+  anchors.dispose();
+  net.dispose();
+  return info;
+}
+
+export function formatDetectorInfo(r: DetectorInfo): string {
+  const c = r.config as Record<string, unknown>;
+  return [
+    `${r.model}: ${r.params.toLocaleString('en-US')} parameters`,
+    `  input ${(c.imageSize as number[]).join('x')}, ${c.numClasses} classes, backbone ${r.backbone}, ` +
+      `fpn ${c.fpnName ?? 'bifpn_fa'} x${c.fpnCellRepeats} @ ${c.fpnChannels} ch, heads x${c.boxClassRepeats}, act ${c.actType}, padding '${c.padType}'`,
+    `  backbone features: ${r.backboneFeatures.map((f) => `${f.module} (${f.channels} ch, /${f.reduction})`).join(', ')}`,
+    `  levels: ${r.levels.map((l) => `P${l.level} ${l.size.join('x')}`).join(', ')}`,
+    `  anchors: ${r.anchors.toLocaleString('en-US')} (${r.anchorsPerLocation} per location, scale ${c.anchorScale})`,
+    `  preprocess: mean ${JSON.stringify(c.mean)}, std ${JSON.stringify(c.std)}, fill ${c.fillColor}`,
+    c.url ? `  reference weights: ${c.url}` : '  reference weights: none released',
+  ].join('\n');
+}
+
+export function isDetector(model: string): boolean {
+  return listEfficientDetModels().includes(model);
 }

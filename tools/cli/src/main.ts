@@ -1,33 +1,67 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
+import { listEfficientDetModels } from '@effdet/effdet';
 import { listModels } from '@effdet/efficientnet';
 import { type BackendChoice, useBackend } from './backend.js';
-import { formatInfo, modelInfo } from './info.js';
+import { bench, formatBench } from './bench.js';
+import { formatDiffTable } from './compare.js';
+import { detectorInfo, formatDetectorInfo, formatInfo, isDetector, modelInfo } from './info.js';
+import { runParity } from './parity.js';
+import { formatPredictions, predict } from './predict.js';
 
 const USAGE = `effdet <command> [options]
 
 Commands:
-  info <model>        build a backbone; print its features, shapes and parameter count
-                      --size N  --output-stride 8|16|32  --feature-location bottleneck|expansion
-                      --no-run (shapes only)  --json
-  models [pattern]    list registered models (wildcards: 'tf_efficientnet_b*'); --pretrained
+  list-models [pattern]      registered detectors and backbones (wildcards: 'tf_efficientdet_d*');
+                             --detectors / --backbones, --pretrained (backbones with released weights)
+  info <model>               a detector's config, parameters, features, levels and anchors; a backbone's
+                             features and shapes (--size N --output-stride 8|16 --feature-location ..., --no-run)
+  predict <images...>        --model M [--weights W] [--score 0.3] [--out DIR] [--json] [--num-classes N]
+                             detections per image; with --out, writes NAME.det.png with boxes and labels
+  parity --io FILE           [--weights W] [--rtol 1e-3] [--fuse]: run the model of a reference dump and compare
+                             every tensor it holds (docs/parity-dump-format.md); exit 1 on any FAIL
+  bench --model M            [--size S] [--batch B] [--runs N] [--warmup N] [--weights W] [--no-fuse]
+                             latency of preprocess / network / post-process, peak tensor memory
 
 Common options:
   --backend wasm|cpu|tensorflow   (default wasm; tensorflow needs @tensorflow/tfjs-node installed)
+  --json                          machine-readable output
   --help
 `;
+
+function int(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new Error(`effdet: --${name} must be a positive integer, got '${v}'`);
+  return n;
+}
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
+      model: { type: 'string', short: 'm' },
+      weights: { type: 'string', short: 'w' },
+      io: { type: 'string' },
+      rtol: { type: 'string' },
+      score: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      'num-classes': { type: 'string' },
       size: { type: 'string' },
+      batch: { type: 'string' },
+      runs: { type: 'string' },
+      warmup: { type: 'string' },
+      'no-fuse': { type: 'boolean' },
+      fuse: { type: 'boolean' },
       'output-stride': { type: 'string' },
       'feature-location': { type: 'string' },
       'no-run': { type: 'boolean' },
       json: { type: 'boolean' },
       pretrained: { type: 'boolean' },
+      detectors: { type: 'boolean' },
+      backbones: { type: 'boolean' },
       backend: { type: 'string', default: 'wasm' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -37,35 +71,92 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command || values.help ? 0 : 1;
   }
+  const out = (text: string, data: unknown) =>
+    process.stdout.write(values.json ? `${JSON.stringify(data, null, 2)}\n` : `${text}\n`);
   switch (command) {
+    case 'list-models':
     case 'models': {
-      process.stdout.write(`${listModels(rest[0], { pretrained: values.pretrained }).join('\n')}\n`);
+      const showDet = !values.backbones;
+      const showBb = !values.detectors;
+      const det = showDet && !values.pretrained ? listEfficientDetModels(rest[0]) : [];
+      const bb = showBb ? listModels(rest[0], { pretrained: values.pretrained }) : [];
+      out([...det.map((n) => `${n}  (detector)`), ...bb.map((n) => `${n}  (backbone)`)].join('\n'), {
+        detectors: det,
+        backbones: bb,
+      });
       return 0;
     }
     case 'info': {
-      const model = rest[0];
-      if (!model) throw new Error('effdet info: a model name is required (see `effdet models`)');
-      const backend = await useBackend(values.backend as BackendChoice);
-      const size = values.size ? Number.parseInt(values.size, 10) : undefined;
-      if (size !== undefined && !(size > 0))
-        throw new Error(`effdet info: --size must be a positive integer, got '${values.size}'`);
-      const os = values['output-stride'] ? Number.parseInt(values['output-stride'], 10) : undefined;
+      const model = rest[0] ?? values.model;
+      if (!model) throw new Error('effdet info: a model name is required (see `effdet list-models`)');
+      if (isDetector(model)) {
+        const r = detectorInfo(model);
+        out(formatDetectorInfo(r), r);
+        return 0;
+      }
+      const backend = values['no-run'] ? 'none' : await useBackend(values.backend as BackendChoice);
       const r = modelInfo({
         model,
-        size,
-        outputStride: os as 8 | 16 | 32 | undefined,
+        size: int(values.size, 'size'),
+        outputStride: int(values['output-stride'], 'output-stride') as 8 | 16 | 32 | undefined,
         featureLocation: values['feature-location'] as 'bottleneck' | 'expansion' | undefined,
         run: !values['no-run'],
       });
-      process.stdout.write(
-        values.json
-          ? `${JSON.stringify({ backend, ...r }, null, 2)}\n`
-          : `${formatInfo(r)}\nbackend: ${backend}\n`,
+      out(`${formatInfo(r)}\nbackend: ${backend}`, { backend, ...r });
+      return 0;
+    }
+    case 'predict': {
+      if (!values.model) throw new Error('effdet predict: --model is required');
+      await useBackend(values.backend as BackendChoice);
+      const score = values.score === undefined ? undefined : Number(values.score);
+      if (score !== undefined && !(score >= 0 && score <= 1))
+        throw new Error(`effdet predict: --score must be in [0, 1], got '${values.score}'`);
+      const r = await predict({
+        model: values.model,
+        weights: values.weights,
+        images: rest,
+        score,
+        out: values.out,
+        numClasses: int(values['num-classes'], 'num-classes'),
+      });
+      if (!values.weights) process.stderr.write('note: no --weights given: the network has random weights\n');
+      out(formatPredictions(r), r);
+      return 0;
+    }
+    case 'parity': {
+      const io = values.io ?? rest[0];
+      if (!io) throw new Error('effdet parity: --io FILE.io.safetensors is required');
+      const backend = await useBackend(values.backend as BackendChoice);
+      const r = await runParity({
+        io,
+        weights: values.weights,
+        rtol: values.rtol ? Number(values.rtol) : undefined,
+      });
+      out(
+        `${r.model} on ${backend} with ${r.weights}\n${formatDiffTable(r.rows)}\n${r.pass ? 'PASS' : 'FAIL'}: ${r.rows.filter((x) => x.pass).length}/${r.rows.length} tensors`,
+        { backend, ...r },
       );
+      return r.pass ? 0 : 1;
+    }
+    case 'bench': {
+      if (!values.model) throw new Error('effdet bench: --model is required');
+      await useBackend(values.backend as BackendChoice);
+      const r = await bench({
+        model: values.model,
+        size: int(values.size, 'size'),
+        batch: int(values.batch, 'batch'),
+        runs: int(values.runs, 'runs'),
+        warmup: int(values.warmup, 'warmup'),
+        weights: values.weights,
+        fuse: !values['no-fuse'],
+      });
+      out(formatBench(r), r);
       return 0;
     }
     default:
-      throw new Error(`effdet: unknown command '${command}'; expected one of info, models (see --help)`);
+      throw new Error(
+        `effdet: unknown command '${command}'; expected one of list-models, info, predict, parity, bench (see --help)`,
+      );
   }
 }
 

@@ -1,0 +1,75 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { describeWithBackends, describeWithFixture, expectNoLeaks, fixturesDir } from '@effdet/testing';
+import { runParity } from './parity.js';
+
+/** Every effdet fixture, with the weights in a different format each time. */
+const CASES: [string, string][] = [
+  ['effdet/tf_efficientdet_d0_512.io.safetensors', 'tf_efficientdet_d0_s1.weights.safetensors'],
+  ['effdet/tf_efficientdet_lite0_320.io.safetensors', 'tf_efficientdet_lite0_s2.weights.safetensors'],
+  ['effdet/efficientdet_d0_256.io.safetensors', 'efficientdet_d0_s3.legacy.pth'],
+  ['effdet/tf_efficientdet_d0_384x256.io.safetensors', 'tf_efficientdet_d0_s1.pth'],
+];
+
+for (const [ioRel, weights] of CASES) {
+  describeWithFixture(ioRel, `effdet parity ${ioRel}`, (ioPath) => {
+    describeWithBackends('every tensor of the dump', () => {
+      it(`passes with ${weights}`, async () => {
+        const r = await expectNoLeaks(() => runParity({ io: ioPath, weights: join(ioPath, '..', weights) }));
+        const failed = r.rows.filter((x) => !x.pass).map((x) => `${x.name}: ${x.maxRel} ${x.note ?? ''}`);
+        expect(failed).toEqual([]);
+        const names = r.rows.map((x) => x.name);
+        expect(names).toEqual(expect.arrayContaining(['class.1', 'box.4', 'detections', 'detections_scaled', 'detections_soft_nms']));
+        if (!ioRel.includes('384x256')) {
+          expect(names).toEqual(expect.arrayContaining(['backbone.0', 'fpn_extra.1', 'fpn_cell0_node.7', 'fpn.4', 'class.0']));
+        }
+        expect(r.pass).toBe(true);
+      });
+    });
+  });
+}
+
+describeWithFixture('effdet/tf_efficientdet_lite0_320.io.safetensors', 'effdet parity, folded inference path', (ioPath) => {
+  describeWithBackends('fused kernels', () => {
+    it('passes', async () => {
+      const r = await runParity({ io: ioPath, fuse: true });
+      expect(r.rows.filter((x) => !x.pass).map((x) => x.name)).toEqual([]);
+    });
+  });
+});
+
+describeWithFixture('efficientnet/tf_efficientnet_b0_cls_224.io.safetensors', 'effdet parity on a backbone dump', (ioPath) => {
+  it('compares logits and pre_logits (weights found from the metadata)', async () => {
+    await tf.setBackend('wasm');
+    const r = await runParity({ io: ioPath });
+    expect(r.rows.map((x) => x.name)).toEqual(['logits', 'pre_logits']);
+    expect(r.pass).toBe(true);
+  });
+});
+
+describe('effdet parity errors', () => {
+  it('names the problem', async () => {
+    await expect(runParity({ io: '/nonexistent.io.safetensors' })).rejects.toThrow(/nonexistent/);
+    const seg = join(fixturesDir(), 'segmentation/unet_tf_efficientnet_b0_256.io.safetensors');
+    if (existsSync(seg)) await expect(runParity({ io: seg })).rejects.toThrow(/segmentation dump/);
+  });
+});
+
+const main = join(process.cwd(), 'tools/cli/dist/main.js');
+(existsSync(main) ? describe : describe.skip)('effdet parity command (built CLI)', () => {
+  it('prints a table and exits 0 on PASS, 1 on FAIL', () => {
+    const io = join(fixturesDir(), 'effdet/tf_efficientdet_lite0_320.io.safetensors');
+    const out = execFileSync('node', [main, 'parity', '--io', io], { encoding: 'utf8' });
+    expect(out).toMatch(/detections_soft_nms .* PASS/);
+    expect(out).toMatch(/PASS: 31\/31 tensors/);
+    let code = 0;
+    try {
+      execFileSync('node', [main, 'parity', '--io', io, '--rtol', '1e-9'], { encoding: 'utf8' });
+    } catch (e) {
+      code = (e as { status: number }).status;
+    }
+    expect(code).toBe(1);
+  });
+});
