@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { describeWithBackends, describeWithFixture, expectNoLeaks, fixturesDir } from '@effdet/testing';
+import * as tf from '@tensorflow/tfjs-core';
 import { runParity } from './parity.js';
 
 /** Every effdet fixture, with the weights in a different format each time. */
@@ -21,9 +21,19 @@ for (const [ioRel, weights] of CASES) {
         const failed = r.rows.filter((x) => !x.pass).map((x) => `${x.name}: ${x.maxRel} ${x.note ?? ''}`);
         expect(failed).toEqual([]);
         const names = r.rows.map((x) => x.name);
-        expect(names).toEqual(expect.arrayContaining(['class.1', 'box.4', 'detections', 'detections_scaled', 'detections_soft_nms']));
+        expect(names).toEqual(
+          expect.arrayContaining([
+            'class.1',
+            'box.4',
+            'detections',
+            'detections_scaled',
+            'detections_soft_nms',
+          ]),
+        );
         if (!ioRel.includes('384x256')) {
-          expect(names).toEqual(expect.arrayContaining(['backbone.0', 'fpn_extra.1', 'fpn_cell0_node.7', 'fpn.4', 'class.0']));
+          expect(names).toEqual(
+            expect.arrayContaining(['backbone.0', 'fpn_extra.1', 'fpn_cell0_node.7', 'fpn.4', 'class.0']),
+          );
         }
         expect(r.pass).toBe(true);
       });
@@ -31,23 +41,31 @@ for (const [ioRel, weights] of CASES) {
   });
 }
 
-describeWithFixture('effdet/tf_efficientdet_lite0_320.io.safetensors', 'effdet parity, folded inference path', (ioPath) => {
-  describeWithBackends('fused kernels', () => {
-    it('passes', async () => {
-      const r = await runParity({ io: ioPath, fuse: true });
-      expect(r.rows.filter((x) => !x.pass).map((x) => x.name)).toEqual([]);
+describeWithFixture(
+  'effdet/tf_efficientdet_lite0_320.io.safetensors',
+  'effdet parity, folded inference path',
+  (ioPath) => {
+    describeWithBackends('fused kernels', () => {
+      it('passes', async () => {
+        const r = await runParity({ io: ioPath, fuse: true });
+        expect(r.rows.filter((x) => !x.pass).map((x) => x.name)).toEqual([]);
+      });
     });
-  });
-});
+  },
+);
 
-describeWithFixture('efficientnet/tf_efficientnet_b0_cls_224.io.safetensors', 'effdet parity on a backbone dump', (ioPath) => {
-  it('compares logits and pre_logits (weights found from the metadata)', async () => {
-    await tf.setBackend('wasm');
-    const r = await runParity({ io: ioPath });
-    expect(r.rows.map((x) => x.name)).toEqual(['logits', 'pre_logits']);
-    expect(r.pass).toBe(true);
-  });
-});
+describeWithFixture(
+  'efficientnet/tf_efficientnet_b0_cls_224.io.safetensors',
+  'effdet parity on a backbone dump',
+  (ioPath) => {
+    it('compares logits and pre_logits (weights found from the metadata)', async () => {
+      await tf.setBackend('wasm');
+      const r = await runParity({ io: ioPath });
+      expect(r.rows.map((x) => x.name)).toEqual(['logits', 'pre_logits']);
+      expect(r.pass).toBe(true);
+    });
+  },
+);
 
 describe('effdet parity errors', () => {
   it('names the problem', async () => {
