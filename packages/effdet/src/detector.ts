@@ -190,15 +190,15 @@ async function resolveWeights(
 }
 
 /** Builds the model of `config`, loads `weights` into it and prepares it for inference. */
-export function buildDetector<D extends Detector = Detector>(
+export async function buildDetector<D extends Detector = Detector>(
   config: Readonly<EffDetConfig>,
-  weights: RawTensorMap | ((model: EfficientDet) => void) | null,
+  weights: RawTensorMap | ((model: EfficientDet) => void | Promise<void>) | null,
   options: DetectorOptions = {},
   make: (model: EfficientDet, options: DetectorOptions) => D = (m, o) => new Detector(m, o) as D,
-): D {
+): Promise<D> {
   const model = createEfficientDet(config);
   try {
-    if (typeof weights === 'function') weights(model);
+    if (typeof weights === 'function') await weights(model);
     else if (weights) loadRawStateDict(model, weights, { strict: options.strict ?? true });
     model.eval();
     if (options.fuse ?? true) model.fuseForInference();

@@ -14,4 +14,6 @@ export { buildDetector, createDetector, Detector, detectorConfig } from './detec
 export type { EfficientDetIntermediates, EfficientDetOutputs } from './model.js';
 export { createEfficientDet, EfficientDet } from './model.js';
 export * from './postprocess_exports.js';
+export type { EfficientDetTfNameOptions } from './tf_names.js';
+export { efficientDetTfToTorchNames, loadTfCheckpoint } from './tf_names.js';
 export { loadRawStateDict } from './weights.js';

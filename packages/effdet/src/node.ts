@@ -5,7 +5,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { check, EffdetArgumentError } from '@effdet/layers';
-import { loadWeights } from '@effdet/weights/node';
+import type { RawTensorMap } from '@effdet/weights';
+import { detectWeightsFormat, loadWeights, openTfCheckpoint } from '@effdet/weights/node';
 import * as tf from '@tensorflow/tfjs-core';
 import jpeg from 'jpeg-js';
 import pngjs from 'pngjs';
@@ -18,7 +19,10 @@ import {
   detectorConfig,
 } from './detector.js';
 import type { ImageInput, RgbImage } from './image.js';
+import type { EfficientDet } from './model.js';
 import type { Detection } from './postprocess.js';
+import { loadTfCheckpoint } from './tf_names.js';
+import { loadRawStateDict } from './weights.js';
 
 export type { RgbImage } from './image.js';
 
@@ -390,16 +394,43 @@ export interface NodeDetectorOptions extends Omit<DetectorOptions, 'weights'> {
    * A weights file or folder in any format `@effdet/weights` reads (safetensors, PyTorch `.pth` zip or legacy,
    * TF.js `model.json`), its bytes, or a tensor map.
    */
-  weights?: string | Uint8Array | import('@effdet/weights').RawTensorMap | null;
+  weights?: string | Uint8Array | RawTensorMap | null;
 }
 
-/** `createDetector` for Node: weights and images may be file paths or buffers. */
+/**
+ * Loads weights in any supported format into an EfficientDet: a file or folder path (safetensors, `.pth` zip or
+ * legacy, TF.js `model.json`, or an official google/automl TensorFlow checkpoint, whose names are mapped and
+ * whose `/ExponentialMovingAverage` values are used unless `ema: false`), bytes, or a tensor map.
+ */
+export async function loadDetectorWeights(
+  model: EfficientDet,
+  weights: string | Uint8Array | RawTensorMap,
+  options: { ema?: boolean; strict?: boolean } = {},
+): Promise<void> {
+  if (typeof weights === 'string' && (await detectWeightsFormat(weights)) === 'tf-checkpoint') {
+    const ckpt = await openTfCheckpoint(weights);
+    try {
+      await loadTfCheckpoint(model, ckpt, { ema: options.ema ?? true, strict: options.strict });
+    } finally {
+      await ckpt.close();
+    }
+    return;
+  }
+  const raw =
+    typeof weights === 'string' || weights instanceof Uint8Array
+      ? await loadWeights(weights, { ema: options.ema })
+      : weights;
+  loadRawStateDict(model, raw, { strict: options.strict ?? true });
+}
+
+/** `createDetector` for Node: weights and images may be file paths or buffers (see `loadDetectorWeights`). */
 export async function createDetector(name: string, options: NodeDetectorOptions = {}): Promise<NodeDetector> {
   const config = detectorConfig(name, options);
   const w = options.weights;
-  const weights =
-    typeof w === 'string' || w instanceof Uint8Array
-      ? await loadWeights(w, { ema: options.ema })
-      : (w ?? null);
-  return buildDetector(config, weights, options, (m, o) => new NodeDetector(m, o));
+  return buildDetector(
+    config,
+    w ? (model) => loadDetectorWeights(model, w, options) : null,
+    options,
+    (m, o) => new NodeDetector(m, o),
+  );
 }

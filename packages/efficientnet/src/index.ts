@@ -18,3 +18,19 @@ export {
   listModels,
   resolveArch,
 } from './registry.js';
+export type {
+  EfficientNetTfNameOptions,
+  TfBatchNormName,
+  TfLoadOptions,
+  TfLoadResult,
+  TfVariableMapping,
+  TfVariableReader,
+} from './tf_names.js';
+export {
+  efficientNetTfScope,
+  isTfTrainingStateName,
+  loadTfCheckpointIntoEfficientNet,
+  loadTfVariables,
+  TfMappingBuilder,
+  tfToTorchNames,
+} from './tf_names.js';

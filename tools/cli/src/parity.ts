@@ -9,9 +9,15 @@ import {
   matchDetections,
   postProcessArrays,
 } from '@effdet/effdet';
-import { createModel, listModels } from '@effdet/efficientnet';
+import { loadDetectorWeights } from '@effdet/effdet/node';
+import { createModel, listModels, loadTfCheckpointIntoEfficientNet } from '@effdet/efficientnet';
 import { type RawTensor, type RawTensorMap, toFloat32 } from '@effdet/weights';
-import { loadWeights, readSafetensorsFile } from '@effdet/weights/node';
+import {
+  detectWeightsFormat,
+  loadWeights,
+  openTfCheckpoint,
+  readSafetensorsFile,
+} from '@effdet/weights/node';
 import * as tf from '@tensorflow/tfjs-core';
 import { type DiffRow, diffArrays } from './compare.js';
 
@@ -89,7 +95,7 @@ async function detectorParity(
   model: string,
   meta: Record<string, string>,
   io: RawTensorMap,
-  weights: RawTensorMap,
+  weightsPath: string,
   rtol: number,
   fuse: boolean,
 ) {
@@ -99,7 +105,7 @@ async function detectorParity(
   });
   const rows: DiffRow[] = [];
   try {
-    loadRawStateDict(net, weights);
+    await loadDetectorWeights(net, weightsPath);
     net.eval().fuseForInference(fuse);
     const input = toTensor(io.input);
     const out = net.forwardIntermediates(input);
@@ -166,18 +172,27 @@ async function detectorParity(
   return rows;
 }
 
-function backboneParity(
+async function backboneParity(
   model: string,
   io: RawTensorMap,
-  weights: RawTensorMap,
+  weightsPath: string,
   rtol: number,
   fuse: boolean,
-): DiffRow[] {
+): Promise<DiffRow[]> {
   const classifier = 'logits' in io;
   const net = createModel(model, classifier ? {} : { featuresOnly: true });
   const rows: DiffRow[] = [];
   try {
-    loadRawStateDict(net, weights);
+    if ((await detectWeightsFormat(weightsPath)) === 'tf-checkpoint') {
+      const ckpt = await openTfCheckpoint(weightsPath);
+      try {
+        await loadTfCheckpointIntoEfficientNet(net, ckpt);
+      } finally {
+        await ckpt.close();
+      }
+    } else {
+      loadRawStateDict(net, await loadWeights(weightsPath));
+    }
     net.eval().fuseForInference(fuse);
     const input = toTensor(io.input);
     tf.tidy(() => {
@@ -218,13 +233,12 @@ export async function runParity(options: ParityOptions): Promise<ParityReport> {
   if (!model) throw new Error(`parity: ${options.io} has no 'model' in its metadata`);
   if (!io.input) throw new Error(`parity: ${options.io} has no 'input' tensor`);
   const weightsPath = options.weights ?? defaultWeightsPath(options.io, meta.weights);
-  const weights = await loadWeights(weightsPath);
   const rtol = options.rtol ?? 1e-3;
   let rows: DiffRow[];
   if (listEfficientDetModels().includes(model))
-    rows = await detectorParity(model, meta, io, weights, rtol, options.fuse ?? false);
+    rows = await detectorParity(model, meta, io, weightsPath, rtol, options.fuse ?? false);
   else if (listModels().includes(model))
-    rows = backboneParity(model, io, weights, rtol, options.fuse ?? false);
+    rows = await backboneParity(model, io, weightsPath, rtol, options.fuse ?? false);
   else throw new Error(`parity: unknown model '${model}' in ${options.io}; see 'effdet list-models'`);
   if (rows.length === 0) throw new Error(`parity: ${options.io} holds no tensor this model produces`);
   return { model, weights: weightsPath, rows, pass: rows.every((r) => r.pass) };
