@@ -91,3 +91,19 @@ const main = join(process.cwd(), 'tools/cli/dist/main.js');
     expect(code).toBe(1);
   });
 });
+
+describeWithFixture(
+  'tf_checkpoint/efficientdet-d0/model.index',
+  'effdet parity with the official TF checkpoint',
+  (index) => {
+    it('efficientdet-d0 (EMA values, mapped names) passes against tf_efficientdet_d0_512', async () => {
+      await tf.setBackend('wasm');
+      const r = await runParity({
+        io: join(fixturesDir(), 'effdet/tf_efficientdet_d0_512.io.safetensors'),
+        weights: join(index, '..'),
+      });
+      expect(r.rows.filter((x) => !x.pass).map((x) => x.name)).toEqual([]);
+      expect(r.rows).toHaveLength(31);
+    });
+  },
+);
