@@ -90,6 +90,7 @@ async function main(argv: string[]): Promise<number> {
       const model = rest[0] ?? values.model;
       if (!model) throw new Error('effdet info: a model name is required (see `effdet list-models`)');
       if (isDetector(model)) {
+        await useBackend(values.backend as BackendChoice);
         const r = detectorInfo(model);
         out(formatDetectorInfo(r), r);
         return 0;
