@@ -4,6 +4,8 @@ export type { BenchOptions, BenchResult, Stats } from './bench.js';
 export { bench, formatBench } from './bench.js';
 export type { DiffRow } from './compare.js';
 export { diffArrays, formatDiffTable } from './compare.js';
+export type { ConvertOptions, ConvertResult } from './convert.js';
+export { convert, formatInspect, inspect } from './convert.js';
 export type { DetectorInfo, InfoOptions, InfoResult } from './info.js';
 export { detectorInfo, formatDetectorInfo, formatInfo, isDetector, modelInfo } from './info.js';
 export type { ParityOptions, ParityReport } from './parity.js';

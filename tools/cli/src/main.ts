@@ -5,6 +5,7 @@ import { listModels } from '@effdet/efficientnet';
 import { type BackendChoice, useBackend } from './backend.js';
 import { bench, formatBench } from './bench.js';
 import { formatDiffTable } from './compare.js';
+import { convert, formatInspect, inspect } from './convert.js';
 import { detectorInfo, formatDetectorInfo, formatInfo, isDetector, modelInfo } from './info.js';
 import { runParity } from './parity.js';
 import { formatPredictions, predict } from './predict.js';
@@ -20,6 +21,10 @@ Commands:
                              detections per image; with --out, writes NAME.det.png with boxes and labels
   parity --io FILE           [--weights W] [--rtol 1e-3] [--fuse]: run the model of a reference dump and compare
                              every tensor it holds (docs/parity-dump-format.md); exit 1 on any FAIL
+  convert SRC --model M --out DEST  [--to tfjs|safetensors] [--dtype float32|float16] [--no-ema]
+                             [--num-classes N]: load any format strictly into M, write PyTorch-named
+                             safetensors or a TF.js model.json + ~4 MB shards
+  inspect FILE               a checkpoint's tensors (name, dtype, shape) and metadata, any format
   bench --model M            [--size S] [--batch B] [--runs N] [--warmup N] [--weights W] [--no-fuse]
                              latency of preprocess / network / post-process, peak tensor memory
 
@@ -55,6 +60,10 @@ async function main(argv: string[]): Promise<number> {
       warmup: { type: 'string' },
       'no-fuse': { type: 'boolean' },
       fuse: { type: 'boolean' },
+      to: { type: 'string' },
+      dtype: { type: 'string' },
+      'no-ema': { type: 'boolean' },
+      ema: { type: 'boolean' },
       'output-stride': { type: 'string' },
       'feature-location': { type: 'string' },
       'no-run': { type: 'boolean' },
@@ -139,6 +148,39 @@ async function main(argv: string[]): Promise<number> {
       );
       return r.pass ? 0 : 1;
     }
+    case 'convert': {
+      const src = rest[0];
+      if (!src || !values.model || !values.out)
+        throw new Error('effdet convert: usage: effdet convert SRC --model M --out DEST');
+      if (values.to && values.to !== 'tfjs' && values.to !== 'safetensors') {
+        throw new Error(`effdet convert: --to must be tfjs or safetensors, got '${values.to}'`);
+      }
+      if (values.dtype && values.dtype !== 'float32' && values.dtype !== 'float16') {
+        throw new Error(`effdet convert: --dtype must be float32 or float16, got '${values.dtype}'`);
+      }
+      await useBackend(values.backend as BackendChoice);
+      const r = await convert({
+        src,
+        model: values.model,
+        out: values.out,
+        to: values.to as 'tfjs' | 'safetensors' | undefined,
+        dtype: values.dtype as 'float32' | 'float16' | undefined,
+        ema: values['no-ema'] ? false : values.ema ? true : undefined,
+        numClasses: int(values['num-classes'], 'num-classes'),
+      });
+      out(
+        `${r.model}: ${r.tensors} tensors (${r.params.toLocaleString('en-US')} parameters) -> ${r.written.join(', ')}`,
+        r,
+      );
+      return 0;
+    }
+    case 'inspect': {
+      const file = rest[0];
+      if (!file) throw new Error('effdet inspect: a weights file or folder is required');
+      const r = await inspect(file);
+      out(formatInspect(r), r);
+      return 0;
+    }
     case 'bench': {
       if (!values.model) throw new Error('effdet bench: --model is required');
       await useBackend(values.backend as BackendChoice);
@@ -156,7 +198,7 @@ async function main(argv: string[]): Promise<number> {
     }
     default:
       throw new Error(
-        `effdet: unknown command '${command}'; expected one of list-models, info, predict, parity, bench (see --help)`,
+        `effdet: unknown command '${command}'; expected one of list-models, info, predict, parity, convert, inspect, bench (see --help)`,
       );
   }
 }
