@@ -16,6 +16,7 @@ export {
   getPretrainedCfg,
   getPretrainedCfgs,
   listModels,
+  loadWeightMap,
   resolveArch,
 } from './registry.js';
 export type {

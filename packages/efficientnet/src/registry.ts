@@ -1,4 +1,6 @@
-import { EffdetArgumentError, makeDivisible } from '@effdet/layers';
+import { EffdetArgumentError, makeDivisible, type StateTensor } from '@effdet/layers';
+import { type RawTensor, type RawTensorMap, toFloat32 } from '@effdet/weights';
+import type * as tf from '@tensorflow/tfjs-core';
 import { decodeArchDef } from './arch.js';
 import { EfficientNet, type EfficientNetArch, type EfficientNetOptions } from './model.js';
 import { type PretrainedCfg, pretrainedCfgs } from './pretrained.js';
@@ -300,7 +302,13 @@ export function getPretrainedCfg(name: string): PretrainedCfg | null {
   return getPretrainedCfgs(name)[0] ?? null;
 }
 
-export interface CreateModelOptions extends EfficientNetOptions, ArchOverrides {}
+export interface CreateModelOptions extends EfficientNetOptions, ArchOverrides {
+  /**
+   * Weights to load (strictly): a PyTorch-named tensor map from `@effdet/weights` or TF.js tensors. For files
+   * (any format, incl. official TF checkpoints) use `loadModel` from `@effdet/efficientnet/node`.
+   */
+  weights?: RawTensorMap | Record<string, tf.Tensor>;
+}
 
 const OPTION_KEYS: (keyof CreateModelOptions)[] = [
   'numClasses',
@@ -316,6 +324,7 @@ const OPTION_KEYS: (keyof CreateModelOptions)[] = [
   'bnEps',
   'bnMomentum',
   'act',
+  'weights',
 ];
 
 /**
@@ -329,7 +338,30 @@ export function createModel(name: string, options: CreateModelOptions = {}): Eff
       `createModel: unknown option(s) ${unknown.map((k) => `'${k}'`).join(', ')} for '${name}'; valid options: ${OPTION_KEYS.join(', ')}`,
     );
   }
-  const { padding, bnEps, bnMomentum, act, ...netOptions } = options;
+  const { padding, bnEps, bnMomentum, act, weights, ...netOptions } = options;
   const arch = resolveArch(name, { padding, bnEps, bnMomentum, act });
-  return new EfficientNet(name, arch, netOptions);
+  const model = new EfficientNet(name, arch, netOptions);
+  if (weights) {
+    try {
+      loadWeightMap(model, weights);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  }
+  return model;
+}
+
+function isRawTensor(t: unknown): t is RawTensor {
+  return typeof t === 'object' && t !== null && 'dtype' in t && (t as RawTensor).data instanceof Uint8Array;
+}
+
+/** Loads a PyTorch-named map (raw `@effdet/weights` tensors or TF.js tensors) strictly; skips num_batches_tracked. */
+export function loadWeightMap(model: EfficientNet, weights: RawTensorMap | Record<string, tf.Tensor>): void {
+  const state: Record<string, StateTensor> = {};
+  for (const [name, t] of Object.entries(weights)) {
+    if (name.endsWith('num_batches_tracked')) continue;
+    state[name] = isRawTensor(t) ? { shape: t.shape, data: toFloat32(t) } : (t as tf.Tensor);
+  }
+  model.loadStateDict(state);
 }
