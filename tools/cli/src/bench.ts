@@ -143,3 +143,29 @@ export function formatBench(r: BenchResult): string {
     `  first call   ${r.firstMs.toFixed(0)} ms; peak tensor memory ${(r.peakBytes / 2 ** 20).toFixed(1)} MiB; ${r.params.toLocaleString('en-US')} parameters`,
   ].join('\n');
 }
+
+export interface LoadBenchRow {
+  weights: string;
+  format: string;
+  median: number;
+  min: number;
+  max: number;
+}
+
+/** Time from a weights file to a ready detector (`createDetector` resolved), per format, median of `runs`. */
+export async function benchLoad(model: string, files: string[], runs = 3): Promise<LoadBenchRow[]> {
+  const { createDetector } = await import('@effdet/effdet/node');
+  const { detectWeightsFormat } = await import('@effdet/weights/node');
+  const rows: LoadBenchRow[] = [];
+  for (const file of files) {
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      const det = await createDetector(model, { weights: file });
+      times.push(performance.now() - t0);
+      det.dispose();
+    }
+    rows.push({ weights: file, format: await detectWeightsFormat(file), ...stats(times) });
+  }
+  return rows;
+}

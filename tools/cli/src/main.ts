@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { listEfficientDetModels } from '@effdet/effdet';
 import { listModels } from '@effdet/efficientnet';
 import { type BackendChoice, useBackend } from './backend.js';
-import { bench, formatBench } from './bench.js';
+import { bench, benchLoad, formatBench } from './bench.js';
 import { formatDiffTable } from './compare.js';
 import { convert, formatInspect, inspect } from './convert.js';
 import { detectorInfo, formatDetectorInfo, formatInfo, isDetector, modelInfo } from './info.js';
@@ -24,6 +24,7 @@ Commands:
   convert SRC --model M --out DEST  [--to tfjs|safetensors] [--dtype float32|float16] [--no-ema]
                              [--num-classes N]: load any format strictly into M, write PyTorch-named
                              safetensors or a TF.js model.json + ~4 MB shards
+  bench-load W... --model M  time from each weights file (any format) to a ready detector
   inspect FILE               a checkpoint's tensors (name, dtype, shape) and metadata, any format
   bench --model M            [--size S] [--batch B] [--runs N] [--warmup N] [--weights W] [--no-fuse]
                              latency of preprocess / network / post-process, peak tensor memory
@@ -179,6 +180,22 @@ async function main(argv: string[]): Promise<number> {
       if (!file) throw new Error('effdet inspect: a weights file or folder is required');
       const r = await inspect(file);
       out(formatInspect(r), r);
+      return 0;
+    }
+    case 'bench-load': {
+      if (!values.model || rest.length === 0)
+        throw new Error('effdet bench-load: usage: effdet bench-load WEIGHTS... --model M');
+      await useBackend(values.backend as BackendChoice);
+      const rows = await benchLoad(values.model, rest, int(values.runs, 'runs') ?? 3);
+      out(
+        rows
+          .map(
+            (r) =>
+              `${r.format.padEnd(14)} ${r.median.toFixed(0).padStart(6)} ms (min ${r.min.toFixed(0)}, max ${r.max.toFixed(0)})  ${r.weights}`,
+          )
+          .join('\n'),
+        rows,
+      );
       return 0;
     }
     case 'bench': {
