@@ -3,7 +3,7 @@ import { fetchTfjs, parseWeights, type RawTensorMap } from '@effdet/weights';
 import * as tf from '@tensorflow/tfjs-core';
 import { Anchors } from './anchors.js';
 import { labelFor } from './coco_labels.js';
-import { aspectPairs, type EffDetConfig, getEfficientDetConfig } from './config.js';
+import { type EffDetConfig, getEfficientDetConfig } from './config.js';
 import type { ImageInput } from './image.js';
 import { createEfficientDet, type EfficientDet } from './model.js';
 import { type Detection, postProcessArrays, toDetections } from './postprocess.js';
@@ -76,14 +76,7 @@ export class Detector {
     private readonly options: Pick<DetectorOptions, 'preprocess' | 'resample' | 'labels'> = {},
   ) {
     const c = model.config;
-    this.anchors = new Anchors({
-      imageSize: c.imageSize,
-      minLevel: c.minLevel,
-      maxLevel: c.maxLevel,
-      numScales: c.numScales,
-      aspectRatios: aspectPairs(c),
-      anchorScale: c.anchorScale,
-    });
+    this.anchors = Anchors.fromConfig(c);
     const labels = options.labels;
     if (typeof labels === 'function') this.labelOf = labels;
     else if (Array.isArray(labels)) this.labelOf = (id) => labels[id - 1] ?? `class ${id}`;

@@ -14,6 +14,7 @@
  * This module depends only on `@effdet/layers`: the checkpoint reader is typed structurally
  * (`@effdet/weights`' `WeightsReader` / `TfCheckpoint` satisfy `TfVariableReader`).
  */
+
 import {
   BatchNorm2d,
   Conv2d,
@@ -26,6 +27,7 @@ import {
   StateDictError,
   shapeStr,
 } from '@effdet/layers';
+import { type DType, toFloat32 } from '@effdet/weights';
 import type { EfficientNet } from './model.js';
 import { createModel } from './registry.js';
 
@@ -311,60 +313,7 @@ function otherBnSpelling(name: string): string | null {
   return null;
 }
 
-let halfTable: Float32Array | null = null;
-
-function halfToFloat(h: number): number {
-  if (halfTable === null) {
-    halfTable = new Float32Array(65536);
-    for (let i = 0; i < 65536; i++) {
-      const sign = i & 0x8000 ? -1 : 1;
-      const e = (i >> 10) & 0x1f;
-      const f = i & 0x3ff;
-      halfTable[i] =
-        e === 0
-          ? sign * 2 ** -14 * (f / 1024)
-          : e === 31
-            ? f
-              ? Number.NaN
-              : sign * Number.POSITIVE_INFINITY
-            : sign * 2 ** (e - 15) * (1 + f / 1024);
-    }
-  }
-  return halfTable[h];
-}
-
 const FLOAT_DTYPES = new Set(['float32', 'float16', 'bfloat16', 'float64']);
-
-/** Little-endian float bytes (float32 / float16 / bfloat16 / float64) as a new Float32Array. */
-function floatValues(raw: { dtype: string; data: Uint8Array }, name: string): Float32Array {
-  const d = raw.data;
-  const view = new DataView(d.buffer, d.byteOffset, d.byteLength);
-  switch (raw.dtype) {
-    case 'float32': {
-      const out = new Float32Array(d.byteLength / 4);
-      for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(4 * i, true);
-      return out;
-    }
-    case 'float16': {
-      const out = new Float32Array(d.byteLength / 2);
-      for (let i = 0; i < out.length; i++) out[i] = halfToFloat(view.getUint16(2 * i, true));
-      return out;
-    }
-    case 'bfloat16': {
-      const out = new Float32Array(d.byteLength / 2);
-      const bits = new DataView(out.buffer);
-      for (let i = 0; i < out.length; i++) bits.setUint32(4 * i, view.getUint16(2 * i, true) << 16, true);
-      return out;
-    }
-    case 'float64': {
-      const out = new Float32Array(d.byteLength / 8);
-      for (let i = 0; i < out.length; i++) out[i] = view.getFloat64(8 * i, true);
-      return out;
-    }
-    default:
-      throw new Error(`loadTfCheckpoint: variable '${name}' has dtype ${raw.dtype}; weights must be float`);
-  }
-}
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
@@ -472,7 +421,7 @@ export async function loadTfVariables(
     const parts: Float32Array[] = [];
     for (const name of src) {
       const raw = await reader.read(name);
-      parts.push(floatValues(raw, name));
+      parts.push(toFloat32({ dtype: raw.dtype as DType, shape: [...raw.shape], data: raw.data }));
     }
     const data = parts.length === 1 ? parts[0] : Float32Array.from(parts.flatMap((p) => [...p]));
     let key = mapping.torch;

@@ -1,11 +1,4 @@
-import {
-  Anchors,
-  aspectPairs,
-  createEfficientDet,
-  loadRawStateDict,
-  postProcessArrays,
-  preprocess,
-} from '@effdet/effdet';
+import { Anchors, createEfficientDet, loadRawStateDict, postProcessArrays, preprocess } from '@effdet/effdet';
 import { loadWeights } from '@effdet/weights/node';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -64,14 +57,7 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
   model.eval();
   if (options.fuse ?? true) model.fuseForInference();
   const c = model.config;
-  const anchors = new Anchors({
-    imageSize: c.imageSize,
-    minLevel: c.minLevel,
-    maxLevel: c.maxLevel,
-    numScales: c.numScales,
-    aspectRatios: aspectPairs(c),
-    anchorScale: c.anchorScale,
-  });
+  const anchors = Anchors.fromConfig(c);
   const batch = options.batch ?? 1;
   const [w, h] = options.imageSize ?? [640, 480];
   const images = Array.from(

@@ -1,4 +1,4 @@
-import { Anchors, aspectPairs, createEfficientDet, listEfficientDetModels } from '@effdet/effdet';
+import { Anchors, createEfficientDet, listEfficientDetModels } from '@effdet/effdet';
 import { createModel, getPretrainedCfg } from '@effdet/efficientnet';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -80,14 +80,7 @@ export interface DetectorInfo {
 export function detectorInfo(model: string): DetectorInfo {
   const net = createEfficientDet(model);
   const c = net.config;
-  const anchors = new Anchors({
-    imageSize: c.imageSize,
-    minLevel: c.minLevel,
-    maxLevel: c.maxLevel,
-    numScales: c.numScales,
-    aspectRatios: aspectPairs(c),
-    anchorScale: c.anchorScale,
-  });
+  const anchors = Anchors.fromConfig(c);
   const info: DetectorInfo = {
     model,
     config: { ...c },

@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   Anchors,
-  aspectPairs,
   createEfficientDet,
   listEfficientDetModels,
   loadRawStateDict,
@@ -124,14 +123,7 @@ async function detectorParity(
       }
     }
     const cfg = net.config;
-    const anchors = new Anchors({
-      imageSize: cfg.imageSize,
-      minLevel: cfg.minLevel,
-      maxLevel: cfg.maxLevel,
-      numScales: cfg.numScales,
-      aspectRatios: aspectPairs(cfg),
-      anchorScale: cfg.anchorScale,
-    });
+    const anchors = Anchors.fromConfig(cfg);
     try {
       const base = {
         numClasses: cfg.numClasses,
