@@ -16,13 +16,21 @@ export function check(cond: unknown, message: () => string): asserts cond {
   if (!cond) throw new WeightsFormatError(message());
 }
 
-/** `JSON.stringify` of a value, cut to `max` characters, for error messages. */
+/**
+ * `JSON.stringify` of a value, cut to `max` characters, for error messages. Never throws: values
+ * JSON cannot print (BigInt, cycles) fall back to `String`, and values neither can print (nested
+ * deeper than the call stack allows) to a short placeholder.
+ */
 export function brief(value: unknown, max = 60): string {
   let s: string;
   try {
     s = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
   } catch {
-    s = String(value);
+    try {
+      s = String(value);
+    } catch {
+      s = Array.isArray(value) ? '[...] (nested too deeply to print)' : `(${typeof value}, not printable)`;
+    }
   }
   return s.length > max ? `${s.slice(0, max)}...` : s;
 }

@@ -2,10 +2,11 @@
  * Node-only entry (`@effdet/weights/node`): file-system access on top of the browser-safe readers.
  * Files are read by range (only the header and the tensors asked for), never copied whole.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { type FileHandle, mkdir, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { promisify } from 'node:util';
-import { inflateRaw } from 'node:zlib';
+import { inflateRaw, type ZlibOptions } from 'node:zlib';
 import { type ByteSource, memorySource } from './bytes.js';
 import { check, WeightsFormatError } from './errors.js';
 import { applyEma, detectFormat, type LoadOptions, openWeightsSource } from './load.js';
@@ -29,10 +30,22 @@ import {
 } from './tfjs_format.js';
 import type { InflateRaw } from './zip.js';
 
-const inflateRawAsync = promisify(inflateRaw);
+const inflateRawAsync = promisify(inflateRaw) as (data: Uint8Array, options: ZlibOptions) => Promise<Buffer>;
 
-/** zlib-based raw inflate for deflated zip entries. */
-export const nodeInflateRaw: InflateRaw = async (data) => new Uint8Array(await inflateRawAsync(data));
+/**
+ * zlib-based raw inflate for deflated zip entries. Output beyond the declared `size` is an error
+ * (zlib stops there instead of inflating a bomb); zlib's errors are reported by the zip reader.
+ */
+export const nodeInflateRaw: InflateRaw = async (data, size) => {
+  const maxOutputLength = Math.max(1, Math.min(size, bufferConstants.MAX_LENGTH));
+  try {
+    return new Uint8Array(await inflateRawAsync(data, { maxOutputLength }));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+      throw new WeightsFormatError(`readZip: inflated data exceeds the ${size} bytes declared`);
+    throw e;
+  }
+};
 
 /** Largest single fs read (Node caps one read at 2 GiB). */
 const MAX_READ = 1 << 30;

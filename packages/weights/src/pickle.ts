@@ -6,7 +6,7 @@
  * str -> string, bytes -> Uint8Array, list -> Array, tuple -> PyTuple, dict -> Map, set -> Set.
  */
 import { decodeLatin1 } from './bytes.js';
-import { check, WeightsFormatError } from './errors.js';
+import { brief, check, WeightsFormatError } from './errors.js';
 
 /** A Python tuple (kept distinct from list). */
 export class PyTuple {
@@ -61,6 +61,30 @@ function typeName(v: unknown): string {
   if (v instanceof Uint8Array) return 'bytes';
   return typeof v;
 }
+
+/**
+ * A short description of an unpickled value for error messages, in bounded time: scalars and strings
+ * are shown (cut), containers only by kind and size. (`String` or `JSON.stringify` of a pickled value
+ * can recurse past the stack or run for ever: the memo lets a small pickle build deep or exponentially
+ * shared structures.)
+ */
+export function describePy(v: unknown): string {
+  if (v === null) return 'None';
+  if (v === undefined) return 'nothing';
+  if (typeof v === 'string') return brief(v);
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
+  if (v instanceof PyCallable || v instanceof PyOpaque) return v.qualname;
+  if (v instanceof Uint8Array) return `bytes of length ${v.length}`;
+  if (v instanceof PyTuple) return `a tuple of ${v.items.length}`;
+  if (Array.isArray(v)) return `a list of ${v.length}`;
+  if (v instanceof Map) return `a dict of ${v.size}`;
+  if (v instanceof Set) return `a set of ${v.size}`;
+  if (typeof v === 'object') return `a ${(v as object).constructor?.name ?? 'object'}`;
+  return typeof v;
+}
+
+/** Python's default limit on decimal integer literals (sys.int_info.default_max_str_digits). */
+const MAX_INT_DIGITS = 4300;
 
 /**
  * Runs one pickle starting at `options.offset` until STOP and returns the top of the stack.
@@ -164,7 +188,12 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): UnpickleR
     if (op === 'INT' && s === '00') return false;
     if (op === 'INT' && s === '01') return true;
     const t = s.endsWith('L') ? s.slice(0, -1) : s;
-    check(/^[+-]?\d+$/.test(t), () => `${fn}: bad ${op} literal '${s}' at byte ${pos}`);
+    // BigInt parsing is superlinear in the digits; no tensor file needs integers this long.
+    check(
+      t.length <= MAX_INT_DIGITS + 1,
+      () => `${fn}: ${op} literal of ${t.length} characters is too long (at most ${MAX_INT_DIGITS} digits)`,
+    );
+    check(/^[+-]?\d+$/.test(t), () => `${fn}: bad ${op} literal ${brief(s)} at byte ${pos}`);
     const v = BigInt(t);
     return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
   };
@@ -332,7 +361,7 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): UnpickleR
         const v = Number(s);
         check(
           (s.trim() !== '' && !Number.isNaN(v)) || /nan/i.test(s),
-          () => `${fn}: bad FLOAT literal '${s}'`,
+          () => `${fn}: bad FLOAT literal ${brief(s)}`,
         );
         stack.push(v);
         break;
@@ -350,7 +379,7 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): UnpickleR
         break;
       }
       case 0x56: // UNICODE (text, raw-unicode-escape)
-        stack.push(rawUnicodeEscape(line('UNICODE')));
+        stack.push(rawUnicodeEscape(line('UNICODE'), fn));
         break;
       case 0x53: // STRING (text, a quoted Python 2 str literal)
         stack.push(quotedString(line('STRING'), fn));
@@ -492,12 +521,21 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): UnpickleR
   }
 }
 
-/** Decodes protocol 0's raw-unicode-escape: `\uXXXX` / `\UXXXXXXXX` escapes, other chars as latin-1. */
-function rawUnicodeEscape(s: string): string {
+/**
+ * Decodes protocol 0's raw-unicode-escape: `\uXXXX` / `\UXXXXXXXX` escapes, other chars as latin-1.
+ * As in Python, an escape beyond U+10FFFF is an error; lone surrogates (`\ud800`) are kept as such.
+ */
+function rawUnicodeEscape(s: string, fn: string): string {
   return s.replace(
     /\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g,
-    (_m, u4: string | undefined, u8: string | undefined) =>
-      String.fromCodePoint(Number.parseInt((u4 ?? u8) as string, 16)),
+    (m, u4: string | undefined, u8: string | undefined) => {
+      const cp = Number.parseInt((u4 ?? u8) as string, 16);
+      check(
+        cp <= 0x10ffff,
+        () => `${fn}: UNICODE escape ${m} is beyond the last code point U+10FFFF (corrupt pickle)`,
+      );
+      return String.fromCodePoint(cp);
+    },
   );
 }
 

@@ -10,7 +10,7 @@
  */
 import { type ByteSource, dataView, decodeLatin1, memorySource } from './bytes.js';
 import { check, WeightsFormatError } from './errors.js';
-import { PyCallable, PyOpaque, PyTuple, unpickle } from './pickle.js';
+import { describePy, PyCallable, PyOpaque, PyTuple, unpickle } from './pickle.js';
 import {
   ITEM_SIZE,
   type NumericDType,
@@ -90,10 +90,23 @@ class TensorRef {
 function intOf(v: unknown, what: string): number {
   check(
     typeof v === 'number' && Number.isSafeInteger(v),
-    () => `${what}: expected an integer, got ${String(v)}`,
+    () => `${what}: expected an integer, got ${describePy(v)}`,
   );
   return v;
 }
+
+/** A storage key: torch writes strings; integers are accepted as their decimal text. */
+function keyOf(v: unknown, what: string): string {
+  if (typeof v === 'string') return v;
+  check(
+    (typeof v === 'number' && Number.isSafeInteger(v)) || typeof v === 'bigint',
+    () => `${what}: expected a string key, got ${describePy(v)}`,
+  );
+  return String(v);
+}
+
+/** Largest gathered copy of a non-contiguous view (2 GiB - 1, as a single typed array may hold everywhere). */
+const MAX_GATHER_BYTES = 2 ** 31 - 1;
 
 function intTuple(v: unknown, what: string): number[] {
   check(v instanceof PyTuple, () => `${what}: expected a tuple of integers`);
@@ -106,11 +119,32 @@ function numelOf(shape: number[]): number {
   return n;
 }
 
+/**
+ * Counts the items the allow-listed calls copy out of their arguments. The memo lets a pickle pass
+ * the same large tuple or dict to thousands of calls for a few bytes each (quadratic time), so the
+ * total is bounded by the pickle's size: each item a real checkpoint passes is written once.
+ */
+type Spend = (items: number, what: string) => void;
+
+function copyBudget(fn: string, pickleBytes: number): Spend {
+  const limit = 8 * pickleBytes + (1 << 16);
+  let left = limit;
+  return (items, what) => {
+    left -= items;
+    check(
+      left >= 0,
+      () =>
+        `${fn}: ${what}: the pickle's calls copy more than ${limit} items in all, more than its ${pickleBytes} bytes justify (the same arguments passed over and over?)`,
+    );
+  };
+}
+
 /** `_rebuild_tensor(_v2)(storage, storage_offset, size, stride, ...)` with bounds checks. */
-function rebuildTensor(args: unknown[], fn: string): TensorRef {
+function rebuildTensor(args: unknown[], fn: string, spend: Spend): TensorRef {
   const what = `${fn}: _rebuild_tensor_v2`;
   check(args.length >= 4, () => `${what} expects at least 4 arguments, got ${args.length}`);
   const [storage, offsetV, sizeV, strideV] = args;
+  for (const t of [sizeV, strideV]) if (t instanceof PyTuple) spend(t.items.length, '_rebuild_tensor_v2');
   check(
     typeof storage === 'object' && storage !== null && 'rootKey' in storage,
     () => `${what}: first argument is not a storage`,
@@ -127,7 +161,8 @@ function rebuildTensor(args: unknown[], fn: string): TensorRef {
     shape.every((d) => d >= 0) && stride.every((d) => d >= 0) && offset >= 0,
     () => `${what}: negative size, stride or offset`,
   );
-  if (numelOf(shape) > 0) {
+  const n = numelOf(shape);
+  if (n > 0) {
     let last = offset;
     for (let i = 0; i < shape.length; i++) last += (shape[i] - 1) * stride[i];
     check(
@@ -135,16 +170,27 @@ function rebuildTensor(args: unknown[], fn: string): TensorRef {
       () =>
         `${what}: view (offset ${offset}, size [${shape}], stride [${stride}]) reaches element ${last} of a storage of ${s.numel}`,
     );
+    // A view with distinct, non-overlapping elements inside the storage has at most its element count;
+    // more means stride-0 (broadcast) or overlapping dimensions, whose copy the file does not bound.
+    check(
+      n <= s.numel,
+      () =>
+        `${what}: view (offset ${offset}, size [${shape}], stride [${stride}]) has ${n} elements, more than its storage of ${s.numel} holds (broadcast or overlapping views are not supported)`,
+    );
   }
   return new TensorRef(s, offset, shape, stride);
 }
 
-function makeFindGlobal(fn: string, skipUnknown: boolean) {
-  const rebuild = new PyCallable('torch._utils._rebuild_tensor_v2', (a) => rebuildTensor(a, fn));
+/** The allow-list resolver for one pickle of `pickleBytes` bytes. */
+function makeFindGlobal(fn: string, skipUnknown: boolean, pickleBytes: number) {
+  const spend = copyBudget(fn, pickleBytes);
+  const rebuild = new PyCallable('torch._utils._rebuild_tensor_v2', (a) => rebuildTensor(a, fn, spend));
   const allowed: Record<string, unknown> = {
     'collections.OrderedDict': new PyCallable('collections.OrderedDict', (a) => {
       const m = new Map();
       const init = a[0];
+      if (init instanceof Map || Array.isArray(init))
+        spend(init instanceof Map ? init.size : init.length, 'OrderedDict');
       if (init instanceof Map) for (const [k, v] of init) m.set(k, v);
       else if (Array.isArray(init))
         for (const p of init) if (p instanceof PyTuple && p.items.length === 2) m.set(p.items[0], p.items[1]);
@@ -175,13 +221,17 @@ function makeFindGlobal(fn: string, skipUnknown: boolean) {
 function storageFromPid(pid: unknown, fn: string, storages: Map<string, StorageRef>): StorageRef {
   check(pid instanceof PyTuple, () => `${fn}: persistent id must be a tuple`);
   const [kind, type, keyV, , numelV, view] = pid.items;
-  check(kind === 'storage', () => `${fn}: unsupported persistent id kind '${String(kind)}' (only 'storage')`);
+  check(
+    kind === 'storage',
+    () => `${fn}: unsupported persistent id kind ${describePy(kind)} (only 'storage')`,
+  );
   check(
     type instanceof StorageType,
-    () => `${fn}: persistent id names an unknown storage type ${String(type)}`,
+    () => `${fn}: persistent id names an unknown storage type ${describePy(type)}`,
   );
-  const key = String(keyV);
+  const key = keyOf(keyV, `${fn}: persistent id`);
   const numel = intOf(numelV, `${fn}: numel of storage '${key}'`);
+  check(numel >= 0, () => `${fn}: storage '${key}' has a negative element count ${numel}`);
   let root = storages.get(key);
   if (root === undefined) {
     root = { key, dtype: type.dtype, numel, rootKey: key, elementOffset: 0 };
@@ -198,11 +248,11 @@ function storageFromPid(pid: unknown, fn: string, storages: Map<string, StorageR
   const off = intOf(offV, `${fn}: view offset of storage '${key}'`);
   const size = intOf(sizeV, `${fn}: view size of storage '${key}'`);
   check(
-    off + size <= numel,
+    off >= 0 && size >= 0 && off + size <= numel,
     () => `${fn}: view [${off}, ${off + size}) exceeds storage '${key}' of ${numel} elements`,
   );
   const v: StorageRef = {
-    key: String(viewKey),
+    key: keyOf(viewKey, `${fn}: view of storage '${key}'`),
     dtype: type.dtype,
     numel: size,
     rootKey: key,
@@ -222,15 +272,25 @@ function materialise(t: TensorRef, storageBytes: Uint8Array, name: string): RawT
   const base = (t.storage.elementOffset + t.offset) * item;
   let contiguous = true;
   let expected = 1;
+  let last = 0;
   for (let i = shape.length - 1; i >= 0; i--) {
     if (shape[i] !== 1 && t.stride[i] !== expected) contiguous = false;
     expected *= shape[i];
+    last += (shape[i] - 1) * t.stride[i];
   }
+  // rebuildTensor checked the view against the storage's declared size; this checks it against the
+  // bytes actually there, and bounds the gathered copy of a strided view.
   check(
-    base + (contiguous ? n * item : item) <= storageBytes.byteLength,
-    () => `readPth: tensor '${name}' exceeds its storage of ${storageBytes.byteLength} bytes`,
+    Number.isSafeInteger(n) && n <= t.storage.numel && base + (last + 1) * item <= storageBytes.byteLength,
+    () =>
+      `readPth: tensor '${name}' (offset ${t.offset}, size [${shape}], stride [${t.stride}]) exceeds its storage of ${storageBytes.byteLength} bytes`,
   );
   if (contiguous) return { dtype, shape, data: storageBytes.subarray(base, base + n * item) };
+  check(
+    n * item <= MAX_GATHER_BYTES,
+    () =>
+      `readPth: tensor '${name}' is a strided view of ${n * item} bytes; copies of more than ${MAX_GATHER_BYTES} bytes are not supported`,
+  );
   const out = new Uint8Array(n * item);
   const rank = shape.length;
   const idx = new Array<number>(rank).fill(0);
@@ -277,7 +337,11 @@ function extractStateDict(
     if (typeof k === 'string' && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean'))
       metadata[k] = String(v);
   }
-  const keysOf = (m: Map<unknown, unknown>) => [...m.keys()].map(String).slice(0, 10).join(', ');
+  const keysOf = (m: Map<unknown, unknown>) =>
+    [...m.keys()]
+      .slice(0, 10)
+      .map((k) => (typeof k === 'string' ? k : describePy(k)))
+      .join(', ');
   let dict: Map<unknown, unknown> = obj;
   if (options.ema) {
     const k = EMA_KEYS.find((key) => dict.get(key) instanceof Map || dict.get(key) instanceof PyOpaque);
@@ -382,9 +446,10 @@ export async function openPthZip(source: ByteSource, options: PthOptions = {}): 
   const metadataVersion = version ? decodeLatin1(await zip.read(version)).trim() : '';
   const storages = new Map<string, StorageRef>();
   const records = new Map<string, ZipEntry>();
-  const { value } = unpickle(await zip.read(pkl), {
+  const pklBytes = await zip.read(pkl);
+  const { value } = unpickle(pklBytes, {
     what: fn,
-    findGlobal: makeFindGlobal(fn, options.skipUnknownGlobals ?? false),
+    findGlobal: makeFindGlobal(fn, options.skipUnknownGlobals ?? false, pklBytes.length),
     persistentLoad: (pid) => {
       const s = storageFromPid(pid, fn, storages);
       if (!records.has(s.rootKey)) {
@@ -430,20 +495,20 @@ async function legacyPickles(source: ByteSource, options: PthOptions, fn: string
     const head = await source.read(0, chunk);
     try {
       const storages = new Map<string, StorageRef>();
-      const find = makeFindGlobal(fn, options.skipUnknownGlobals ?? false);
+      const find = makeFindGlobal(fn, options.skipUnknownGlobals ?? false, head.length);
       const noGlobals = (m: string, n: string): unknown => {
         throw new WeightsFormatError(`${fn}: unexpected global '${m}.${n}' in the file header`);
       };
       const magic = unpickle(head, { what: fn, findGlobal: noGlobals });
       check(
         magic.value === LEGACY_MAGIC,
-        () => `${fn}: bad legacy magic number ${String(magic.value)} (not a torch.save file)`,
+        () => `${fn}: bad legacy magic number ${describePy(magic.value)} (not a torch.save file)`,
       );
       const proto = unpickle(head, { what: fn, findGlobal: noGlobals, offset: magic.end });
       check(
         proto.value === LEGACY_PROTOCOL_VERSION,
         () =>
-          `${fn}: unsupported legacy protocol version ${String(proto.value)} (expected ${LEGACY_PROTOCOL_VERSION})`,
+          `${fn}: unsupported legacy protocol version ${describePy(proto.value)} (expected ${LEGACY_PROTOCOL_VERSION})`,
       );
       const sys = unpickle(head, { what: fn, findGlobal: noGlobals, offset: proto.end });
       check(
@@ -465,7 +530,12 @@ async function legacyPickles(source: ByteSource, options: PthOptions, fn: string
       });
       const keys = unpickle(head, { what: fn, findGlobal: noGlobals, offset: main.end });
       check(Array.isArray(keys.value), () => `${fn}: storage key list is not a list`);
-      return { main: main.value, keys: (keys.value as unknown[]).map(String), storages, dataStart: keys.end };
+      return {
+        main: main.value,
+        keys: (keys.value as unknown[]).map((k) => keyOf(k, `${fn}: storage key list`)),
+        storages,
+        dataStart: keys.end,
+      };
     } catch (e) {
       const truncated = e instanceof WeightsFormatError && e.message.includes('pickle truncated');
       if (!truncated || chunk >= source.size) throw e;

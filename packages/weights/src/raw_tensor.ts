@@ -1,5 +1,5 @@
 import { HOST_LITTLE_ENDIAN } from './bytes.js';
-import { check, WeightsFormatError } from './errors.js';
+import { brief, check, WeightsFormatError } from './errors.js';
 
 /** Element types a RawTensor can hold (the union of what safetensors, PyTorch and TF checkpoints store). */
 export type DType =
@@ -98,11 +98,11 @@ export function numElements(shape: readonly number[], what = 'numElements'): num
   for (const d of shape) {
     check(
       Number.isSafeInteger(d) && d >= 0,
-      () => `${what}: shape [${shape}] must hold non-negative integers, got ${String(d)}`,
+      () => `${what}: shape ${brief(shape)} must hold non-negative integers, got ${brief(d)}`,
     );
     n *= d;
   }
-  check(Number.isSafeInteger(n), () => `${what}: shape [${shape}] has more than 2^53 elements`);
+  check(Number.isSafeInteger(n), () => `${what}: shape ${brief(shape)} has more than 2^53 elements`);
   return n;
 }
 

@@ -16,6 +16,15 @@ export function snappyDecompress(src: Uint8Array, what = 'snappyDecompress'): Ui
     if (b < 0x80) break;
   }
   if (length > 0xffffffff) throw new WeightsFormatError(`${what}: Snappy length ${length} is too large`);
+  // Check the declared length against what the rest of the input can produce before allocating it:
+  // a literal yields fewer bytes than it occupies, a copy at most 64 from 3 bytes (copy-2; copy-1
+  // gives <= 11 from 2, copy-4 <= 64 from 5), so n input bytes yield at most 64 * n / 3.
+  const rest = src.length - pos;
+  if (3 * length > 64 * rest) {
+    throw new WeightsFormatError(
+      `${what}: Snappy length ${length} is more than ${rest} bytes of compressed data can produce (at most ${Math.floor((64 * rest) / 3)})`,
+    );
+  }
   const out = new Uint8Array(length);
   let o = 0;
   const fail = (msg: string): never => {

@@ -140,8 +140,22 @@ function readBlock(
   );
 }
 
-/** The (key, value) entries of one block, expanding prefix-compressed keys. */
-function blockEntries(block: Uint8Array, what: string): { key: Uint8Array; value: Uint8Array }[] {
+/**
+ * How many bytes of expanded keys an index may produce: prefix compression lets each key repeat the
+ * previous one plus a byte, so n entries could otherwise expand to n^2 / 2 bytes. Real indexes stay
+ * within a few times their size (names ~100 bytes, entries ~40 bytes stored).
+ */
+function keyBudget(indexBytes: number): { left: number; limit: number } {
+  const limit = 64 * indexBytes + (1 << 20);
+  return { left: limit, limit };
+}
+
+/** The (key, value) entries of one block, expanding prefix-compressed keys (charged to `budget`). */
+function blockEntries(
+  block: Uint8Array,
+  what: string,
+  budget: { left: number; limit: number },
+): { key: Uint8Array; value: Uint8Array }[] {
   check(block.length >= 4, () => `${what}: block of ${block.length} bytes has no restart count`);
   const n = dataView(block).getUint32(block.length - 4, true);
   const restartsAt = block.length - 4 * (n + 1);
@@ -161,6 +175,12 @@ function blockEntries(block: Uint8Array, what: string): { key: Uint8Array; value
       () => `${what}: key shares ${shared} bytes with a previous key of ${prev.length}`,
     );
     const delta = r.take(nonShared);
+    budget.left -= shared + nonShared;
+    check(
+      budget.left >= 0,
+      () =>
+        `${what}: keys expand to more than ${budget.limit} bytes, far more than the index size justifies (corrupt prefix compression?)`,
+    );
     const key = new Uint8Array(shared + nonShared);
     key.set(prev.subarray(0, shared));
     key.set(delta, shared);
@@ -276,9 +296,11 @@ export function parseTfIndex(bytes: Uint8Array, options: { verifyCrc?: boolean }
   const fr = new WireReader(footer, `${what}: footer`, 0, 40);
   readHandle(fr); // metaindex: empty in TensorFlow tables
   const indexHandle = readHandle(fr);
+  const budget = keyBudget(bytes.length);
   const index = blockEntries(
     readBlock(bytes, indexHandle, `${what}: index block`, verify),
     `${what}: index block`,
+    budget,
   );
   let header: TfBundleHeader | null = null;
   const entries: TfBundleEntry[] = [];
@@ -288,7 +310,7 @@ export function parseTfIndex(bytes: Uint8Array, options: { verifyCrc?: boolean }
     const hr = new WireReader(ie.value, `${what}: index entry ${i}`);
     const handle = readHandle(hr);
     const bw = `${what}: data block ${i}`;
-    for (const { key, value } of blockEntries(readBlock(bytes, handle, bw, verify, stats), bw)) {
+    for (const { key, value } of blockEntries(readBlock(bytes, handle, bw, verify, stats), bw, budget)) {
       if (prevKey !== null && compareBytes(prevKey, key) >= 0) {
         throw new WeightsFormatError(
           `${bw}: keys are not in increasing order at '${decodeUtf8(key, bw)}' (corrupt index)`,
@@ -370,6 +392,13 @@ export function decodeTfTensor(
   if (dtype === 'string') {
     // varint64 lengths, a masked CRC-32C of the lengths (each as uint32 LE), then the bytes.
     // The entry CRC runs over the uint32 lengths, the stored length checksum, then the bytes.
+    // Each element takes at least one byte (its length varint), the checksum four: check the count
+    // against the bytes before allocating per-element buffers.
+    check(
+      n + 4 <= bytes.length,
+      () =>
+        `${what}: DT_STRING [${shape}] has ${n} elements, but ${bytes.length} bytes hold at most ${Math.max(0, bytes.length - 4)} (a length each and a 4-byte checksum)`,
+    );
     const r = new WireReader(bytes, what);
     const lengths: number[] = [];
     const lenBytes = new Uint8Array(4 * n);
@@ -497,7 +526,9 @@ export function tfEmaNames(names: readonly string[], ema: boolean): Map<string, 
 
 /** Parses the `checkpoint` text file (CheckpointState): the `model_checkpoint_path` value. */
 export function parseCheckpointState(text: string): string {
-  const m = /^\s*model_checkpoint_path\s*:\s*"((?:[^"\\]|\\.)*)"/m.exec(text);
+  // `[ \t]*`, not `\s*`, after `^`: with the m flag `\s*` would rescan every following line break
+  // from each line start (quadratic time on a file of blank lines).
+  const m = /^[ \t]*model_checkpoint_path\s*:\s*"((?:[^"\\]|\\.)*)"/m.exec(text);
   if (m === null)
     throw new WeightsFormatError('readTfCheckpoint: the checkpoint file has no model_checkpoint_path');
   return m[1].replace(/\\(.)/g, '$1');

@@ -202,6 +202,17 @@ export function encodeTfjs(tensors: RawTensorMap, options: EncodeTfjsOptions = {
 
 const TFJS_DTYPES = ['float32', 'int32', 'bool', 'string'];
 
+/** A shard path with `.`, `..` and empty segments resolved (`./a//b.bin` -> `a/b.bin`), for comparisons. */
+function canonicalShardPath(p: string): string {
+  const out: string[] = [];
+  for (const seg of p.split(/[/\\]/)) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..' && out.length > 0 && out[out.length - 1] !== '..') out.pop();
+    else out.push(seg);
+  }
+  return (p.startsWith('/') ? '/' : '') + out.join('/');
+}
+
 /** Validates the parts of a parsed model.json that the reader relies on. */
 export function checkTfjsModelJson(json: unknown): TfjsModelJson {
   const fn = 'readTfjs';
@@ -212,6 +223,7 @@ export function checkTfjsModelJson(json: unknown): TfjsModelJson {
   const m = json as Record<string, unknown>;
   check(Array.isArray(m.weightsManifest), () => `${fn}: model.json has no weightsManifest array`);
   const seen = new Set<string>();
+  const seenPaths = new Set<string>();
   for (const [g, group] of (m.weightsManifest as unknown[]).entries()) {
     const gw = `${fn}: weightsManifest[${g}]`;
     check(typeof group === 'object' && group !== null, () => `${gw} must be an object {paths, weights}`);
@@ -220,6 +232,13 @@ export function checkTfjsModelJson(json: unknown): TfjsModelJson {
       Array.isArray(paths) && paths.every((p) => typeof p === 'string'),
       () => `${gw}.paths must be an array of strings, got ${brief(paths)}`,
     );
+    // Each shard belongs to one group once: a path listed again (or an alias like './x') would be
+    // loaded and concatenated again (a short model.json could count one shard thousands of times).
+    for (const p of paths as string[]) {
+      const key = canonicalShardPath(p);
+      check(!seenPaths.has(key), () => `${gw}.paths: shard '${p}' is listed twice in the manifest`);
+      seenPaths.add(key);
+    }
     check(Array.isArray(weights), () => `${gw}.weights must be an array`);
     for (const w of weights as unknown[]) {
       check(typeof w === 'object' && w !== null, () => `${gw}.weights holds a non-object ${brief(w)}`);
@@ -322,8 +341,20 @@ export type ShardLoader = (path: string) => Promise<Uint8Array>;
 /** The userDefinedMetadata as strings (JSON for non-string values). */
 function stringMetadata(m: TfjsModelJson): Record<string, string> {
   const out: Record<string, string> = Object.create(null);
-  for (const [k, v] of Object.entries(m.userDefinedMetadata ?? {}))
-    out[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  for (const [k, v] of Object.entries(m.userDefinedMetadata ?? {})) {
+    if (typeof v === 'string') {
+      out[k] = v;
+      continue;
+    }
+    try {
+      out[k] = JSON.stringify(v);
+    } catch (e) {
+      // JSON.parse reads any depth, JSON.stringify recurses: a value nested thousands deep overflows it.
+      throw new WeightsFormatError(
+        `readTfjs: userDefinedMetadata '${k}' cannot be converted to a JSON string (${(e as Error)?.message ?? e}; nested too deeply?)`,
+      );
+    }
+  }
   return out;
 }
 

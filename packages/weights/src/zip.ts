@@ -179,6 +179,15 @@ function parseDirectory(cd: Uint8Array, dir: Directory, fileSize: number): ZipEn
   return entries;
 }
 
+/**
+ * Deflate expands at most 1032:1 (a 258-byte match in 2 bits); the upper bound on what `compressed`
+ * bytes can inflate to, with a little slack, so a declared size can be checked before allocating it.
+ */
+const MAX_DEFLATE_RATIO = 1032;
+function maxInflatedSize(compressed: number): number {
+  return compressed * MAX_DEFLATE_RATIO + 64;
+}
+
 type DecompressionStreamCtor = new (
   format: string,
 ) => {
@@ -194,19 +203,33 @@ async function inflateWithStreams(data: Uint8Array, size: number): Promise<Uint8
       `${FN}: a deflated entry needs DecompressionStream, which this platform lacks; pass options.inflateRaw (the Node entry does)`,
     );
   }
+  // openZip's read bounds `size` by the compressed size (MAX_DEFLATE_RATIO); checked here again since
+  // this allocates it up front.
+  check(
+    size <= maxInflatedSize(data.byteLength),
+    () => `${FN}: ${data.byteLength} bytes of deflate data cannot inflate to the ${size} bytes declared`,
+  );
   const ds = new Ctor('deflate-raw');
   const writer = ds.writable.getWriter();
   const written = writer.write(data).then(() => writer.close());
+  // A corrupt stream rejects this too; it is awaited only on success, so mark it handled here (the
+  // reader below reports the error).
+  written.catch(() => undefined);
   const out = new Uint8Array(size);
   let at = 0;
   const reader = ds.readable.getReader();
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    if (at + value.byteLength > size)
-      throw new WeightsFormatError(`${FN}: inflated data exceeds the ${size} bytes declared`);
-    out.set(value, at);
-    at += value.byteLength;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      if (at + value.byteLength > size)
+        throw new WeightsFormatError(`${FN}: inflated data exceeds the ${size} bytes declared`);
+      out.set(value, at);
+      at += value.byteLength;
+    }
+  } catch (e) {
+    reader.cancel().catch(() => undefined);
+    throw e;
   }
   await written;
   return out.subarray(0, at);
@@ -250,7 +273,20 @@ export async function openZip(source: ByteSource, options: ZipOptions = {}): Pro
         () => `${what}: stored entry has size ${entry.size} != compressed size ${entry.compressedSize}`,
       );
     } else {
-      data = await inflate(data, entry.size);
+      check(
+        entry.size <= maxInflatedSize(entry.compressedSize),
+        () =>
+          `${what}: declared size ${entry.size} is more than ${entry.compressedSize} bytes of deflate data can inflate to (at most ${maxInflatedSize(entry.compressedSize)}; corrupt directory?)`,
+      );
+      try {
+        data = await inflate(data, entry.size);
+      } catch (e) {
+        if (e instanceof WeightsFormatError) throw e;
+        const code = (e as { code?: unknown })?.code;
+        throw new WeightsFormatError(
+          `${what}: corrupt deflate data (${(e as Error)?.message ?? String(e)}${typeof code === 'string' ? `, ${code}` : ''})`,
+        );
+      }
       check(
         data.byteLength === entry.size,
         () => `${what}: inflated to ${data.byteLength} bytes, expected ${entry.size}`,
