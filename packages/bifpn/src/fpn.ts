@@ -26,7 +26,9 @@ import { type FpnTopology, getFpnConfig } from './topology.js';
  */
 export function featSizes(imageSize: readonly [number, number], maxLevel: number): [number, number][] {
   check(
-    Array.isArray(imageSize) && imageSize.length === 2 && imageSize.every((v) => Number.isInteger(v) && v > 0),
+    Array.isArray(imageSize) &&
+      imageSize.length === 2 &&
+      imageSize.every((v) => Number.isInteger(v) && v > 0),
     () => `featSizes: imageSize must be [height, width] positive integers, got ${JSON.stringify(imageSize)}`,
   );
   check(
