@@ -2,7 +2,7 @@
  * A COCO dataset index (pycocotools `COCO`): images, annotations and categories by id, annotations per image,
  * images per category, the `getAnnIds`-style filters, and `loadRes` for detection results.
  */
-import { argError, check } from './errors.js';
+import { argError, check, parseJsonText } from './errors.js';
 import { type Rle, rleArea, rleToBbox, type Segmentation, segmentationToRle } from './mask.js';
 
 /** Image ids may be numbers (COCO) or strings (e.g. OpenImages); one dataset should not mix both. */
@@ -82,6 +82,132 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+export interface CocoIndexOptions {
+  /** Skip the per-record checks (the records were checked already). Default false. */
+  trusted?: boolean;
+}
+
+export interface LoadResOptions {
+  /**
+   * A result whose `category_id` is not a category of the ground truth is an error (default). With true it is
+   * kept, as pycocotools does, and never evaluated (evaluation covers the ground truth's categories only).
+   */
+  allowUnknownCategories?: boolean;
+}
+
+function isFiniteNumber(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
+}
+
+/** `[x, y, w, h]` of finite numbers with `w, h >= 0`. */
+function isValidBox(bb: unknown): bb is number[] {
+  return (
+    Array.isArray(bb) &&
+    bb.length === 4 &&
+    isFiniteNumber(bb[0]) &&
+    isFiniteNumber(bb[1]) &&
+    isFiniteNumber(bb[2]) &&
+    isFiniteNumber(bb[3]) &&
+    bb[2] >= 0 &&
+    bb[3] >= 0
+  );
+}
+
+const BOX_EXPECTED = '[x, y, w, h] of 4 finite numbers with w >= 0 and h >= 0';
+
+function checkImages(images: readonly unknown[]): void {
+  const fn = 'CocoIndex';
+  const seen = new Map<ImageId, number>();
+  let kind: string | null = null;
+  images.forEach((img, i) => {
+    if (!isRecord(img))
+      throw argError(fn, `dataset.images[${i}]`, 'an image object {id, width, height}', img);
+    const id = img.id;
+    if (!(isFiniteNumber(id) || (typeof id === 'string' && id !== ''))) {
+      throw argError(fn, `dataset.images[${i}].id`, 'a number or a non-empty string', id);
+    }
+    kind ??= typeof id;
+    if (typeof id !== kind) {
+      throw argError(
+        fn,
+        `dataset.images[${i}].id`,
+        `a ${kind} id like the images before it (ids of one type)`,
+        id,
+      );
+    }
+    const first = seen.get(id);
+    if (first !== undefined) {
+      throw argError(fn, `dataset.images[${i}].id`, `a unique image id (images[${first}] has it too)`, id);
+    }
+    seen.set(id, i);
+    for (const k of ['width', 'height'] as const) {
+      const v = img[k];
+      if (v !== undefined && !(isFiniteNumber(v) && v > 0)) {
+        throw argError(fn, `dataset.images[${i}] (id ${id}).${k}`, 'a positive number', v);
+      }
+    }
+  });
+}
+
+function checkCategories(categories: readonly unknown[]): void {
+  const fn = 'CocoIndex';
+  const seen = new Map<number, number>();
+  categories.forEach((c, i) => {
+    if (!isRecord(c)) throw argError(fn, `dataset.categories[${i}]`, 'a category object {id, name}', c);
+    if (!isFiniteNumber(c.id)) throw argError(fn, `dataset.categories[${i}].id`, 'a number', c.id);
+    const first = seen.get(c.id);
+    if (first !== undefined) {
+      throw argError(
+        fn,
+        `dataset.categories[${i}].id`,
+        `a unique id (categories[${first}] has it too)`,
+        c.id,
+      );
+    }
+    seen.set(c.id, i);
+  });
+}
+
+function checkAnnotations(
+  annotations: readonly unknown[],
+  imgs: ReadonlyMap<ImageId, CocoImage>,
+  cats: ReadonlyMap<number, CocoCategory> | null,
+): void {
+  const fn = 'CocoIndex';
+  const seen = new Map<number, number>();
+  annotations.forEach((a, i) => {
+    if (!isRecord(a)) throw argError(fn, `dataset.annotations[${i}]`, 'an annotation object', a);
+    const id = a.id;
+    if (!isFiniteNumber(id)) throw argError(fn, `dataset.annotations[${i}].id`, 'a number', id);
+    const first = seen.get(id);
+    if (first !== undefined) {
+      throw argError(
+        fn,
+        `dataset.annotations[${i}].id`,
+        `a unique id (annotations[${first}] has it too)`,
+        id,
+      );
+    }
+    seen.set(id, i);
+    const rec = `dataset.annotations[${i}] (id ${id})`;
+    if (!imgs.has(a.image_id as ImageId)) {
+      throw argError(fn, `${rec}.image_id`, "the id of an image listed in 'images'", a.image_id);
+    }
+    if (!isFiniteNumber(a.category_id)) throw argError(fn, `${rec}.category_id`, 'a number', a.category_id);
+    if (cats && !cats.has(a.category_id)) {
+      throw argError(fn, `${rec}.category_id`, "the id of a category listed in 'categories'", a.category_id);
+    }
+    if (a.bbox !== undefined && !isValidBox(a.bbox)) throw argError(fn, `${rec}.bbox`, BOX_EXPECTED, a.bbox);
+    if (a.area !== undefined && !(isFiniteNumber(a.area) && a.area >= 0)) {
+      throw argError(fn, `${rec}.area`, 'a finite number >= 0', a.area);
+    }
+    const crowd = a.iscrowd;
+    if (crowd !== undefined && crowd !== 0 && crowd !== 1 && typeof crowd !== 'boolean') {
+      throw argError(fn, `${rec}.iscrowd`, '0, 1 or a boolean', crowd);
+    }
+  });
+}
+
 export class CocoIndex {
   readonly dataset: CocoDatasetJson;
   readonly imgs = new Map<ImageId, CocoImage>();
@@ -90,15 +216,28 @@ export class CocoIndex {
   readonly imgToAnns = new Map<ImageId, CocoAnnotation[]>();
   readonly catToImgs = new Map<number, ImageId[]>();
 
-  /** Indexes a parsed COCO JSON object (not copied; annotations are never modified by this package). */
-  constructor(dataset: CocoDatasetJson) {
+  /**
+   * Indexes a parsed COCO JSON object (not copied; annotations are never modified by this package). Every record
+   * is checked: image, annotation and category ids present and unique, annotations on listed images and (when
+   * the dataset lists categories) listed categories, image sizes positive, boxes `[x, y, w, h]` of finite numbers
+   * with `w, h >= 0`, areas finite and `>= 0`. Errors name the record (`dataset.annotations[12] (id 7).bbox`).
+   * `trusted` skips the checks (for records already checked, as `loadRes` does).
+   */
+  constructor(dataset: CocoDatasetJson, options: CocoIndexOptions = {}) {
     if (!isRecord(dataset)) throw argError('CocoIndex', 'dataset', 'a COCO JSON object', dataset);
     check(Array.isArray(dataset.images), 'CocoIndex', 'dataset.images', 'an array', dataset.images);
     this.dataset = dataset;
     const annotations = dataset.annotations ?? [];
     check(Array.isArray(annotations), 'CocoIndex', 'dataset.annotations', 'an array', annotations);
+    const categories = dataset.categories ?? [];
+    check(Array.isArray(categories), 'CocoIndex', 'dataset.categories', 'an array', categories);
+    const checked = !options.trusted;
+    if (checked) checkImages(dataset.images);
+    for (const img of dataset.images) this.imgs.set(img.id, img);
+    if (checked) checkCategories(categories);
+    for (const cat of categories) this.cats.set(cat.id, cat);
+    if (checked) checkAnnotations(annotations, this.imgs, dataset.categories ? this.cats : null);
     for (const ann of annotations) {
-      if (!isRecord(ann)) throw argError('CocoIndex', 'dataset.annotations[]', 'an annotation object', ann);
       let list = this.imgToAnns.get(ann.image_id);
       if (!list) {
         list = [];
@@ -107,9 +246,6 @@ export class CocoIndex {
       list.push(ann);
       this.anns.set(ann.id, ann);
     }
-    for (const img of dataset.images) this.imgs.set(img.id, img);
-    const categories = dataset.categories ?? [];
-    for (const cat of categories) this.cats.set(cat.id, cat);
     if (dataset.categories) {
       for (const ann of annotations) {
         let list = this.catToImgs.get(ann.category_id);
@@ -223,32 +359,40 @@ export class CocoIndex {
    * box polygon is added as `segmentation` when missing; for segmentation results `area` is the mask area and
    * `bbox` its tight box when missing. Which of the two is decided by the first result, as in pycocotools.
    */
-  loadRes(results: readonly CocoResult[] | unknown): CocoIndex {
-    if (!Array.isArray(results))
-      throw argError('CocoIndex.loadRes', 'results', 'an array of result objects', results);
+  loadRes(results: readonly CocoResult[] | unknown, options: LoadResOptions = {}): CocoIndex {
+    const fn = 'CocoIndex.loadRes';
+    if (!Array.isArray(results)) throw argError(fn, 'results', 'an array of result objects', results);
     const anns: CocoAnnotation[] = [];
     const kind = results.length === 0 ? 'none' : resultKind(results[0]);
+    const checkCats = !options.allowUnknownCategories && this.dataset.categories !== undefined;
     results.forEach((r: unknown, i: number) => {
-      if (!isRecord(r)) throw argError('CocoIndex.loadRes', `results[${i}]`, 'a result object', r);
+      if (!isRecord(r)) throw argError(fn, `results[${i}]`, 'a result object', r);
       const imageId = r.image_id as ImageId;
       if (!this.imgs.has(imageId)) {
         throw argError(
-          'CocoIndex.loadRes',
+          fn,
           `results[${i}].image_id`,
           'the id of an image in the ground truth (results do not correspond to this coco set)',
           imageId,
         );
       }
-      if (typeof r.category_id !== 'number') {
-        throw argError('CocoIndex.loadRes', `results[${i}].category_id`, 'a number', r.category_id);
+      const rec = `results[${i}] (image ${String(imageId)})`;
+      const categoryId = r.category_id;
+      if (!isFiniteNumber(categoryId)) throw argError(fn, `${rec}.category_id`, 'a number', categoryId);
+      if (checkCats && !this.cats.has(categoryId)) {
+        throw argError(
+          fn,
+          `${rec}.category_id`,
+          `the id of a ground-truth category (${describeIds([...this.cats.keys()])}; allowUnknownCategories keeps such results, unevaluated, as pycocotools does)`,
+          categoryId,
+        );
       }
-      if (typeof r.score !== 'number')
-        throw argError('CocoIndex.loadRes', `results[${i}].score`, 'a number', r.score);
+      if (!isFiniteNumber(r.score)) throw argError(fn, `${rec}.score`, 'a finite number', r.score);
       // Explicit copy (object spread is very slow on large result lists); extra keys are carried over.
       const ann: CocoAnnotation = {
         id: i + 1,
         image_id: imageId,
-        category_id: r.category_id,
+        category_id: categoryId,
         score: r.score,
         iscrowd: 0,
       };
@@ -257,9 +401,7 @@ export class CocoIndex {
       for (const key of Object.keys(r)) if (!(key in ann) && !RESERVED.has(key)) ann[key] = r[key];
       if (kind === 'bbox') {
         const bb = r.bbox;
-        if (!Array.isArray(bb) || bb.length !== 4 || !bb.every((v) => typeof v === 'number')) {
-          throw argError('CocoIndex.loadRes', `results[${i}].bbox`, 'an [x, y, w, h] array of numbers', bb);
-        }
+        if (!isValidBox(bb)) throw argError(fn, `${rec}.bbox`, BOX_EXPECTED, bb);
         const x1 = bb[0];
         const x2 = bb[0] + bb[2];
         const y1 = bb[1];
@@ -269,35 +411,38 @@ export class CocoIndex {
       } else if (kind === 'segm') {
         const segm = r.segmentation as Segmentation;
         const img = this.imgs.get(imageId)!;
+        if (!isFiniteNumber(img.height) || !isFiniteNumber(img.width)) {
+          throw argError(fn, `image ${String(imageId)} width/height`, 'numbers (needed for masks)', img);
+        }
         let rle: Rle;
         try {
-          rle = segmentationToRle(segm, (img.height as number) ?? 0, (img.width as number) ?? 0);
+          rle = segmentationToRle(segm, img.height, img.width);
         } catch {
-          throw argError(
-            'CocoIndex.loadRes',
-            `results[${i}].segmentation`,
-            'polygons or an RLE object',
-            segm,
-          );
+          throw argError(fn, `${rec}.segmentation`, 'polygons or an RLE object', segm);
         }
         ann.area = rleArea(rle);
         if (!('bbox' in r)) ann.bbox = rleToBbox(rle);
+        else if (!isValidBox(r.bbox)) throw argError(fn, `${rec}.bbox`, BOX_EXPECTED, r.bbox);
       } else {
-        throw argError(
-          'CocoIndex.loadRes',
-          'results[0]',
-          "a result with 'bbox' or 'segmentation'",
-          results[0],
-        );
+        throw argError(fn, 'results[0]', "a result with 'bbox' or 'segmentation'", results[0]);
       }
       anns.push(ann);
     });
-    return new CocoIndex({
-      images: [...this.dataset.images],
-      annotations: anns,
-      categories: this.dataset.categories ? this.dataset.categories.map((c) => ({ ...c })) : undefined,
-    });
+    return new CocoIndex(
+      {
+        images: [...this.dataset.images],
+        annotations: anns,
+        categories: this.dataset.categories ? this.dataset.categories.map((c) => ({ ...c })) : undefined,
+      },
+      { trusted: true },
+    );
   }
+}
+
+function describeIds(ids: number[]): string {
+  const sorted = [...ids].sort((a, b) => a - b);
+  const head = sorted.slice(0, 10).join(', ');
+  return sorted.length > 10 ? `one of ${sorted.length}: ${head}, ...` : `one of ${head}`;
 }
 
 const RESERVED = new Set(['id', 'iscrowd', 'area']);
@@ -311,7 +456,7 @@ function resultKind(first: unknown): 'bbox' | 'segm' | 'other' {
 
 /** Parses COCO JSON text (or takes an already-parsed object) and indexes it. */
 export function loadCocoDataset(json: string | CocoDatasetJson): CocoIndex {
-  const data = typeof json === 'string' ? (JSON.parse(json) as unknown) : json;
+  const data = typeof json === 'string' ? parseJsonText(json, 'loadCocoDataset', 'json') : json;
   if (!isRecord(data) || !Array.isArray(data.images)) {
     throw argError('loadCocoDataset', 'json', "a COCO dataset object with an 'images' array", data);
   }
@@ -320,7 +465,7 @@ export function loadCocoDataset(json: string | CocoDatasetJson): CocoIndex {
 
 /** Parses a COCO results list (JSON text or array). */
 export function parseCocoResults(json: string | readonly CocoResult[]): CocoResult[] {
-  const data = typeof json === 'string' ? (JSON.parse(json) as unknown) : json;
+  const data = typeof json === 'string' ? parseJsonText(json, 'parseCocoResults', 'json') : json;
   if (!Array.isArray(data)) throw argError('parseCocoResults', 'json', 'a JSON array of results', data);
   return data as CocoResult[];
 }

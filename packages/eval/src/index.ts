@@ -7,8 +7,10 @@ export type {
   CocoDatasetJson,
   CocoImage,
   CocoImageTarget,
+  CocoIndexOptions,
   CocoResult,
   ImageId,
+  LoadResOptions,
 } from './coco.js';
 export {
   CocoIndex,
@@ -29,7 +31,7 @@ export {
 export type { DetectionRows, ToCocoResultsOptions } from './convert.js';
 export { detectionsToCocoResults } from './convert.js';
 export { parseCsv, parseCsvObjects } from './csv.js';
-export { EvalArgumentError } from './errors.js';
+export { EvalArgumentError, parseJsonText } from './errors.js';
 export type { Box, CocoRle, Polygons, Rle, Segmentation } from './mask.js';
 export {
   bboxIou,

@@ -1,7 +1,7 @@
 /** One-call COCO evaluation with a JSON-serialisable result, and text formatters for summaries and tables. */
 import { type CocoDatasetJson, CocoIndex, type CocoResult } from './coco.js';
 import { COCO_STAT_NAMES, CocoEval, type CocoEvalParams, type IouType } from './cocoeval.js';
-import { argError } from './errors.js';
+import { argError, parseJsonText } from './errors.js';
 import { formatFixed, padLeftAlign, padRightAlign } from './numeric.js';
 
 export interface CocoCategoryAP {
@@ -40,11 +40,13 @@ export interface EvaluateCocoOptions {
   iouType?: IouType;
   /** Overrides of pycocotools' default parameters (applied before `evaluate()`). */
   params?: Partial<Omit<CocoEvalParams, 'iouType'>>;
+  /** Keep results of categories the ground truth does not list (unevaluated, as pycocotools) instead of failing. */
+  allowUnknownCategories?: boolean;
 }
 
 function toIndex(v: CocoIndex | CocoDatasetJson | string, fn: string): CocoIndex {
   if (v instanceof CocoIndex) return v;
-  const data = typeof v === 'string' ? (JSON.parse(v) as unknown) : v;
+  const data = typeof v === 'string' ? parseJsonText(v, fn, 'gt') : v;
   if (typeof data !== 'object' || data === null || !Array.isArray((data as CocoDatasetJson).images)) {
     throw argError(fn, 'gt', 'a CocoIndex, a COCO dataset object or its JSON text', data);
   }
@@ -64,9 +66,9 @@ export function evaluateCoco(
   let dtIndex: CocoIndex;
   if (results instanceof CocoIndex) dtIndex = results;
   else {
-    const list = typeof results === 'string' ? (JSON.parse(results) as unknown) : results;
+    const list = typeof results === 'string' ? parseJsonText(results, 'evaluateCoco', 'results') : results;
     if (!Array.isArray(list)) throw argError('evaluateCoco', 'results', 'an array of COCO results', list);
-    dtIndex = gtIndex.loadRes(list);
+    dtIndex = gtIndex.loadRes(list, { allowUnknownCategories: options.allowUnknownCategories });
   }
   const E = new CocoEval(gtIndex, dtIndex, options.iouType ?? 'bbox');
   const o = options.params ?? {};

@@ -6,6 +6,7 @@ import { type BackendChoice, useBackend } from './backend.js';
 import { bench, benchLoad, formatBench } from './bench.js';
 import { formatDiffTable } from './compare.js';
 import { convert, formatInspect, inspect } from './convert.js';
+import { EVAL_USAGE, isEvalCommand, runEvalCommand } from './evaluate.js';
 import { detectorInfo, formatDetectorInfo, formatInfo, isDetector, modelInfo } from './info.js';
 import { runParity } from './parity.js';
 import { formatPredictions, predict } from './predict.js';
@@ -28,7 +29,7 @@ Commands:
   inspect FILE               a checkpoint's tensors (name, dtype, shape) and metadata, any format
   bench --model M            [--size S] [--batch B] [--runs N] [--warmup N] [--weights W] [--no-fuse]
                              latency of preprocess / network / post-process, peak tensor memory
-
+${EVAL_USAGE}
 Common options:
   --backend wasm|cpu|tensorflow   (default wasm; tensorflow needs @tensorflow/tfjs-node installed)
   --json                          machine-readable output
@@ -44,6 +45,8 @@ function int(v: string | undefined, name: string): number | undefined {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // eval, validate, merge-results, bench-eval: their own options (evaluate.ts)
+  if (isEvalCommand(argv[0]) && !argv.includes('--help') && !argv.includes('-h')) return runEvalCommand(argv);
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -215,7 +218,7 @@ async function main(argv: string[]): Promise<number> {
     }
     default:
       throw new Error(
-        `effdet: unknown command '${command}'; expected one of list-models, info, predict, parity, convert, inspect, bench (see --help)`,
+        `effdet: unknown command '${command}'; expected one of list-models, info, predict, parity, convert, inspect, bench, bench-load, eval, validate, merge-results, bench-eval (see --help)`,
       );
   }
 }
