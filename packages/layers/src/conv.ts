@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { check, shapeStr } from './errors.js';
 import { clearFolded } from './fold.js';
+import { recordingGradients } from './grad.js';
 import { convNormalInit, zerosInit } from './init.js';
 import { Module, type Parameter } from './module.js';
 import { type PaddingSpec, type ResolvedPadding, resolvePadding } from './padding.js';
@@ -118,6 +119,17 @@ export class Conv2d extends Module {
         activation,
         leakyreluAlpha,
       };
+      if (this.dilation > 1 && recordingGradients()) {
+        // the fused ops' gradients reject dilation: differentiate the plain ops (see grad.ts)
+        const y = this.depthwise
+          ? tf.depthwiseConv2d(xp, filter, s, pad, 'NHWC', d)
+          : tf.conv2d(xp, filter, s, pad, 'NHWC', d);
+        check(
+          activation === 'linear',
+          () => `Conv2d.convolve: a fused activation on a dilated conv cannot be trained`,
+        );
+        return bias ? tf.add(y, bias) : y;
+      }
       return this.depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
     });
   }

@@ -16,6 +16,16 @@ export { applyPadding, Conv2d, createConv2d } from './conv.js';
 export { Dropout, DropPath } from './dropout.js';
 export { check, EffdetArgumentError, StateDictError, shapeStr } from './errors.js';
 export { convBnAct, foldBatchNorm } from './fold.js';
+export type { ConvPad } from './grad.js';
+export {
+  conv2dFilterGrad,
+  conv2dInputGrad,
+  depthwiseFilterGrad,
+  depthwiseInputGrad,
+  recordingGradients,
+  registerTrainingKernels,
+} from './grad.js';
+export { reduceToShape, registerGradients, SUPPLIED_GRADIENTS } from './gradients.js';
 export {
   constantInit,
   convNormalInit,
