@@ -105,7 +105,7 @@ export class Conv2d extends Module {
     activation: 'linear' | 'relu' | 'relu6' | 'sigmoid' | 'elu' | 'leakyrelu' = 'linear',
     leakyreluAlpha?: number,
   ): tf.Tensor4D {
-    return tf.tidy(() => {
+    return tf.tidy((): tf.Tensor4D => {
       const { x: xp, pad } = applyPadding(x, this.padding);
       const s: [number, number] = [this.stride, this.stride];
       const d: [number, number] = [this.dilation, this.dilation];
@@ -119,16 +119,19 @@ export class Conv2d extends Module {
         activation,
         leakyreluAlpha,
       };
-      if (this.dilation > 1 && recordingGradients()) {
-        // the fused ops' gradients reject dilation: differentiate the plain ops (see grad.ts)
+      if (recordingGradients()) {
+        // Differentiate the plain ops, whose gradients grad.ts supplies for every backend (the fused ops'
+        // own gradients reject dilation and call kernels that are missing or slow on wasm).
         const y = this.depthwise
           ? tf.depthwiseConv2d(xp, filter, s, pad, 'NHWC', d)
           : tf.conv2d(xp, filter, s, pad, 'NHWC', d);
-        check(
-          activation === 'linear',
-          () => `Conv2d.convolve: a fused activation on a dilated conv cannot be trained`,
-        );
-        return bias ? tf.add(y, bias) : y;
+        const yb: tf.Tensor4D = bias ? tf.add(y, bias) : y;
+        if (activation === 'linear') return yb;
+        if (activation === 'relu') return tf.relu(yb);
+        if (activation === 'relu6') return tf.relu6(yb);
+        if (activation === 'sigmoid') return tf.sigmoid(yb);
+        if (activation === 'elu') return tf.elu(yb);
+        return tf.leakyRelu(yb, leakyreluAlpha ?? 0.2);
       }
       return this.depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
     });

@@ -144,7 +144,11 @@ export function conv2dFilterGrad(
           [b, (g.outH - 1) * s[0] + 1, (g.outW - 1) * s[1] + 1, ci],
           [1, s[0], s[1], 1],
         ) as tf.Tensor4D;
-      const dw = tf.matMul(tf.reshape(xs, [-1, ci]), tf.reshape(dy, [-1, co]), true, false);
+      // Explicit transposes (wasm's matMul is ~10x slower with transposeA set), and the operand with
+      // fewer channels on the right: wasm re-packs the right-hand matrix on every call.
+      const x2 = tf.reshape(xs, [-1, ci]);
+      const d2 = tf.reshape(dy, [-1, co]);
+      const dw = co <= ci ? tf.matMul(tf.transpose(x2), d2) : tf.transpose(tf.matMul(tf.transpose(d2), x2));
       return tf.reshape(dw, [1, 1, ci, co]);
     }
     const xp = padNhwc(x, g.padH, g.padW);
@@ -196,23 +200,16 @@ export function depthwiseFilterGrad(
     const g = geometry(x.shape, [kh, kw], s, d, pad);
     const [b] = x.shape;
     const xp = padNhwc(x, g.padH, g.padW);
-    const dy5 = tf.reshape(dy, [b, g.outH, g.outW, c, m]);
-    const taps: tf.Tensor[] = [];
-    for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++) {
-        const y0 = i * d[0];
-        const x0 = j * d[1];
-        const xs = tf.stridedSlice(
-          xp,
-          [0, y0, x0, 0],
-          [b, y0 + (g.outH - 1) * s[0] + 1, x0 + (g.outW - 1) * s[1] + 1, c],
-          [1, s[0], s[1], 1],
-        );
-        const prod = m === 1 ? tf.mul(xs, dy) : tf.mul(tf.expandDims(xs, 4), dy5);
-        taps.push(tf.reshape(tf.sum(prod, [0, 1, 2]), [c, m]));
-      }
-    }
-    return tf.reshape(tf.stack(taps), [kh, kw, c, m]);
+    const [, hp, wp] = xp.shape;
+    // One depthwise conv over b*c*m "channels": the padded input is the image, dy the (large) filter;
+    // the forward stride becomes the dilation, the forward dilation the stride; output [1, >=kh, >=kw, b*c*m].
+    let xs: tf.Tensor = tf.transpose(xp, [1, 2, 0, 3]); // [hp, wp, b, c]
+    if (m > 1) xs = tf.tile(tf.expandDims(xs, 4), [1, 1, 1, 1, m]); // [hp, wp, b, c, m]
+    const img = tf.reshape(xs, [1, hp, wp, b * c * m]) as tf.Tensor4D;
+    const filt = tf.reshape(tf.transpose(dy, [1, 2, 0, 3]), [g.outH, g.outW, b * c * m, 1]) as tf.Tensor4D;
+    const r = tf.depthwiseConv2d(img, filt, d, 'valid', 'NHWC', s);
+    const taps = tf.slice(r, [0, 0, 0, 0], [1, kh, kw, b * c * m]);
+    return tf.reshape(tf.sum(tf.reshape(taps, [kh, kw, b, c * m]), 2), [kh, kw, c, m]);
   });
 }
 
@@ -315,7 +312,7 @@ export function registerTrainingKernels(backendNames?: readonly string[]): strin
         const g = dy as tf.Tensor4D;
         if (allOne(a.dilations))
           return {
-            x: () => tf.conv2dTranspose(g, filter, x.shape, a.strides, a.pad, a.dimRoundingMode),
+            x: () => conv2dInputGrad(x.shape, g, filter, a.strides, a.pad, 1),
             filter: () => conv2dFilterGradViaKernel(x, g, filter.shape, a),
           };
         return {

@@ -25,7 +25,13 @@ export {
   recordingGradients,
   registerTrainingKernels,
 } from './grad.js';
-export { reduceToShape, registerGradients, SUPPLIED_GRADIENTS } from './gradients.js';
+export {
+  channelSum,
+  reduceToShape,
+  registerGradients,
+  resizeMatrix,
+  SUPPLIED_GRADIENTS,
+} from './gradients.js';
 export {
   constantInit,
   convNormalInit,
@@ -50,6 +56,14 @@ export type {
 export { fromTfjsLayout, Module, Parameter, toTfjsLayout } from './module.js';
 export type { BatchNormOptions } from './norm.js';
 export { BatchNorm2d } from './norm.js';
+export type {
+  LrScheduleOptions,
+  NamedVariable,
+  OptimizerName,
+  OptimizerOptions,
+  StepResult,
+} from './optim.js';
+export { lrAt, ModelEma, Optimizer, trainableVariables } from './optim.js';
 export type { PaddingSpec, ResolvedPadding } from './padding.js';
 export { convOutputSize, resolvePadding, symmetricPadding } from './padding.js';
 export type { GlobalPoolType, PoolType } from './pool.js';

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type Activation, getActivation } from './activations.js';
 import { check, shapeStr } from './errors.js';
+import { channelSum } from './gradients.js';
 import { onesInit, zerosInit } from './init.js';
 import { Module, type Parameter } from './module.js';
 
@@ -58,8 +59,11 @@ export class BatchNorm2d extends Module {
         this.eps,
       );
     }
-    const { mean, variance } = tf.moments(x, [0, 1, 2]);
+    // batch statistics (biased variance, as PyTorch normalises with); channelSum is a matMul, much
+    // faster than a reduction over the leading axes on wasm
     const n = x.shape[0] * x.shape[1] * x.shape[2];
+    const mean = tf.div(channelSum(x), n) as tf.Tensor1D;
+    const variance = tf.div(channelSum(tf.square(tf.sub(x, mean))), n) as tf.Tensor1D;
     this.updateRunningStats(mean, variance, n);
     return tf.batchNorm(
       x,

@@ -4,21 +4,27 @@ import { listEfficientDetModels } from '@effdet/effdet';
 import { listModels } from '@effdet/efficientnet';
 import { type BackendChoice, useBackend } from './backend.js';
 import { bench, benchLoad, formatBench } from './bench.js';
+import { BENCH_TRAIN_USAGE, runBenchTrainCommand } from './bench_train.js';
 import { formatDiffTable } from './compare.js';
 import { convert, formatInspect, inspect } from './convert.js';
+import { DEMO_USAGE, runDemoCommand } from './demo.js';
 import { EVAL_USAGE, isEvalCommand, runEvalCommand } from './evaluate.js';
 import { detectorInfo, formatDetectorInfo, formatInfo, isDetector, modelInfo } from './info.js';
 import { runParity } from './parity.js';
 import { formatPredictions, predict } from './predict.js';
+import { runSegment, SEGMENT_USAGE } from './segment.js';
+import { MAKE_SHAPES_USAGE, runMakeShapes } from './shapes.js';
+import { runTrainCommand, TRAIN_USAGE } from './train.js';
 
 const USAGE = `effdet <command> [options]
 
 Commands:
-  list-models [pattern]      registered detectors and backbones (wildcards: 'tf_efficientdet_d*');
+${DEMO_USAGE}  list-models [pattern]      registered detectors and backbones (wildcards: 'tf_efficientdet_d*');
                              --detectors / --backbones, --pretrained (backbones with released weights)
   info <model>               a detector's config, parameters, features, levels and anchors; a backbone's
                              features and shapes (--size N --output-stride 8|16 --feature-location ..., --no-run)
   predict <images...>        --model M [--weights W] [--score 0.3] [--out DIR] [--json] [--num-classes N]
+                             (--model shapes: the shipped shapes detector, models/shapes)
                              detections per image; with --out, writes NAME.det.png with boxes and labels
   parity --io FILE           [--weights W] [--rtol 1e-3] [--fuse]: run the model of a reference dump and compare
                              every tensor it holds (docs/parity-dump-format.md); exit 1 on any FAIL
@@ -29,7 +35,7 @@ Commands:
   inspect FILE               a checkpoint's tensors (name, dtype, shape) and metadata, any format
   bench --model M            [--size S] [--batch B] [--runs N] [--warmup N] [--weights W] [--no-fuse]
                              latency of preprocess / network / post-process, peak tensor memory
-${EVAL_USAGE}
+${SEGMENT_USAGE}${EVAL_USAGE}${MAKE_SHAPES_USAGE}${TRAIN_USAGE}${BENCH_TRAIN_USAGE}
 Common options:
   --backend wasm|cpu|tensorflow   (default wasm; tensorflow needs @tensorflow/tfjs-node installed)
   --json                          machine-readable output
@@ -47,6 +53,11 @@ function int(v: string | undefined, name: string): number | undefined {
 async function main(argv: string[]): Promise<number> {
   // eval, validate, merge-results, bench-eval: their own options (evaluate.ts)
   if (isEvalCommand(argv[0]) && !argv.includes('--help') && !argv.includes('-h')) return runEvalCommand(argv);
+  if (argv[0] === 'demo') return runDemoCommand(argv);
+  if (argv[0] === 'bench-train') return runBenchTrainCommand(argv);
+  if (argv[0] === 'segment') return runSegment(argv.slice(1));
+  if (argv[0] === 'make-shapes') return runMakeShapes(argv);
+  if (argv[0] === 'train') return runTrainCommand(argv);
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeWithBackends, describeWithFixture, expectNoLeaks, fixturesDir } from '@effdet/testing';
+import { readSafetensorsHeader } from '@effdet/weights';
 import * as tf from '@tensorflow/tfjs-core';
 import { runParity } from './parity.js';
 
@@ -28,6 +30,9 @@ for (const [ioRel, weights] of CASES) {
             'detections',
             'detections_scaled',
             'detections_soft_nms',
+            'loss',
+            'class_loss',
+            'box_loss',
           ]),
         );
         if (!ioRel.includes('384x256')) {
@@ -67,11 +72,59 @@ describeWithFixture(
   },
 );
 
+describeWithFixture(
+  'effdet/tf_efficientdet_lite0_320.io.safetensors',
+  'effdet parity, training losses',
+  (ioPath) => {
+    it('reports loss rows by relative error and fails when the dump disagrees', async () => {
+      await tf.setBackend('wasm');
+      const weights = join(ioPath, '..', 'tf_efficientdet_lite0_s2.weights.safetensors');
+      const good = await runParity({ io: ioPath, weights });
+      const losses = good.rows.filter((r) => ['loss', 'class_loss', 'box_loss'].includes(r.name));
+      expect(losses.map((r) => [r.name, r.pass])).toEqual([
+        ['loss', true],
+        ['class_loss', true],
+        ['box_loss', true],
+      ]);
+      expect(Math.max(...losses.map((r) => r.maxRel))).toBeLessThan(1e-5);
+      // A copy of the dump whose box_loss is 0.2% off: only that row fails.
+      const bytes = new Uint8Array(readFileSync(ioPath));
+      const header = readSafetensorsHeader(bytes);
+      const entry = header.entries.find((e) => e.name === 'box_loss');
+      if (!entry) throw new Error('no box_loss in the dump');
+      const view = new DataView(bytes.buffer, bytes.byteOffset + header.dataOffset + entry.begin, 4);
+      view.setFloat32(0, view.getFloat32(0, true) * 1.002, true);
+      const dir = mkdtempSync(join(tmpdir(), 'effdet-parity-'));
+      try {
+        const bad = join(dir, 'lite0.io.safetensors');
+        writeFileSync(bad, bytes);
+        const r = await runParity({ io: bad, weights });
+        expect(r.rows.filter((x) => !x.pass).map((x) => x.name)).toEqual(['box_loss']);
+        expect(r.rows.find((x) => x.name === 'box_loss')?.maxRel).toBeCloseTo(0.002 / 1.002, 4);
+        expect(r.pass).toBe(false);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  },
+);
+
 describe('effdet parity errors', () => {
   it('names the problem', async () => {
     await expect(runParity({ io: '/nonexistent.io.safetensors' })).rejects.toThrow(/nonexistent/);
     const seg = join(fixturesDir(), 'segmentation/unet_tf_efficientnet_b0_256.io.safetensors');
-    if (existsSync(seg)) await expect(runParity({ io: seg })).rejects.toThrow(/segmentation dump/);
+    if (existsSync(seg)) {
+      // routed to the segmentation parity (arch / encoder metadata): with no weights file next to the copy it
+      // fails on the smp weights it looks for, not on a missing 'model'
+      const dir = mkdtempSync(join(tmpdir(), 'parity-seg-'));
+      try {
+        const copy = join(dir, 'unet.io.safetensors');
+        copyFileSync(seg, copy);
+        await expect(runParity({ io: copy })).rejects.toThrow(/unet_tf_efficientnet_b0_256_s41/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
   });
 });
 
@@ -81,7 +134,8 @@ const main = join(process.cwd(), 'tools/cli/dist/main.js');
     const io = join(fixturesDir(), 'effdet/tf_efficientdet_lite0_320.io.safetensors');
     const out = execFileSync('node', [main, 'parity', '--io', io], { encoding: 'utf8' });
     expect(out).toMatch(/detections_soft_nms .* PASS/);
-    expect(out).toMatch(/PASS: 31\/31 tensors/);
+    expect(out).toMatch(/box_loss .* PASS/);
+    expect(out).toMatch(/PASS: 34\/34 tensors/);
     let code = 0;
     try {
       execFileSync('node', [main, 'parity', '--io', io, '--rtol', '1e-9'], { encoding: 'utf8' });
@@ -103,7 +157,7 @@ describeWithFixture(
         weights: join(index, '..'),
       });
       expect(r.rows.filter((x) => !x.pass).map((x) => x.name)).toEqual([]);
-      expect(r.rows).toHaveLength(31);
+      expect(r.rows).toHaveLength(34);
     });
   },
 );

@@ -1,10 +1,15 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
+  AnchorLabeler,
   Anchors,
   createEfficientDet,
+  detectionLoss,
+  type EffDetConfig,
+  type EfficientDetOutputs,
   listEfficientDetModels,
   loadRawStateDict,
+  lossOptionsFromConfig,
   matchDetections,
   postProcessArrays,
 } from '@effdet/effdet';
@@ -90,6 +95,48 @@ function detectionRow(name: string, actual: Float32Array[], expected: RawTensor)
   };
 }
 
+const LOSS_KEYS = ['loss', 'class_loss', 'box_loss'] as const;
+
+/**
+ * Training-loss rows, when the dump holds targets and losses: the padded `target.bbox` / `target.cls` labelled
+ * against our anchors, effdet's loss of our head outputs, each compared by its relative error
+ * |actual - expected| / |expected|.
+ */
+function lossRows(
+  out: EfficientDetOutputs,
+  anchors: Anchors,
+  cfg: Readonly<EffDetConfig>,
+  io: RawTensorMap,
+  rtol: number,
+): DiffRow[] {
+  const bboxRaw = io['target.bbox'];
+  const clsRaw = io['target.cls'];
+  if (!bboxRaw || !clsRaw || !LOSS_KEYS.every((k) => io[k])) return [];
+  const [b, n] = bboxRaw.shape;
+  const bbox = toFloat32(bboxRaw);
+  const cls = toFloat32(clsRaw);
+  const labels = new AnchorLabeler(anchors, cfg.numClasses).labelBatch(
+    Array.from({ length: b }, (_, i) => bbox.subarray(i * n * 4, (i + 1) * n * 4)),
+    Array.from({ length: b }, (_, i) => cls.subarray(i * n, (i + 1) * n)),
+  );
+  const r = detectionLoss(out, labels, lossOptionsFromConfig(cfg));
+  const actual = [r.loss, r.classLoss, r.boxLoss].map((t) => t.dataSync()[0]);
+  tf.dispose([r.loss, r.classLoss, r.boxLoss]);
+  return LOSS_KEYS.map((key, i) => {
+    const expected = toFloat32(io[key])[0];
+    const maxAbs = Math.abs(actual[i] - expected);
+    const maxRel = maxAbs === 0 ? 0 : maxAbs / Math.abs(expected);
+    return {
+      name: key,
+      shape: io[key].shape,
+      maxAbs,
+      maxRel,
+      pass: maxRel <= rtol,
+      note: `${actual[i].toPrecision(7)} vs ${expected.toPrecision(7)}; max rel = |a-b| / |b|; ${Array.from(labels.numPositives).join('+')} positive anchors`,
+    };
+  });
+}
+
 async function detectorParity(
   model: string,
   meta: Record<string, string>,
@@ -154,6 +201,7 @@ async function detectorParity(
         const soft = await postProcessArrays(out.classOut, out.boxOut, anchors, { ...base, softNms: true });
         rows.push(detectionRow('detections_soft_nms', soft, io.detections_soft_nms));
       }
+      rows.push(...lossRows(out, anchors, cfg, io, rtol));
     } finally {
       anchors.dispose();
       tf.dispose([input, ...Object.values(out).flat()]);
@@ -212,14 +260,16 @@ async function backboneParity(
 /**
  * Runs the model named in an io dump's metadata on its `input` and compares every tensor the dump holds.
  * Detector dumps: backbone.i, fpn_extra.i, fpn_cell0_node.j, fpn.i, class.i, box.i, detections,
- * detections_scaled, detections_soft_nms. Backbone dumps: logits, pre_logits, features.i.
+ * detections_scaled, detections_soft_nms, and the training losses loss, class_loss, box_loss (from target.bbox /
+ * target.cls, relative error). Backbone dumps: logits, pre_logits, features.i. Segmentation dumps (smp, metadata
+ * arch / encoder): encoder.i and logits, see `parity_segmentation.ts`.
  */
 export async function runParity(options: ParityOptions): Promise<ParityReport> {
   const { metadata: meta, tensors: io } = await readSafetensorsFile(options.io);
   if (meta.arch || meta.encoder) {
-    throw new Error(
-      `parity: ${options.io} is a segmentation dump (arch ${meta.arch}); segmentation parity is not supported yet`,
-    );
+    // smp dumps name arch / encoder / kwargs / classes instead of a model
+    const { runSegmentationParity } = await import('./parity_segmentation.js');
+    return runSegmentationParity(options);
   }
   const model = meta.model;
   if (!model) throw new Error(`parity: ${options.io} has no 'model' in its metadata`);

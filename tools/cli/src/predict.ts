@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import type { Detection } from '@effdet/effdet';
 import { createDetector, decodeImage, drawDetections, encodePng } from '@effdet/effdet/node';
+import { loadShapesDetector } from './shipped.js';
 
 export interface PredictOptions {
   model: string;
@@ -25,11 +26,14 @@ export interface PredictResult {
 /** Runs a detector on image files; optionally writes `<name>.det.png` with the boxes and labels drawn. */
 export async function predict(options: PredictOptions): Promise<PredictResult[]> {
   if (options.images.length === 0) throw new Error('effdet predict: give at least one image path');
-  const det = await createDetector(options.model, {
-    weights: options.weights,
-    numClasses: options.numClasses,
-    imageSize: options.imageSize,
-  });
+  const det =
+    options.model === 'shapes' && !options.weights
+      ? await loadShapesDetector()
+      : await createDetector(options.model, {
+          weights: options.weights,
+          numClasses: options.numClasses,
+          imageSize: options.imageSize,
+        });
   const results: PredictResult[] = [];
   try {
     if (options.out) await mkdir(options.out, { recursive: true });

@@ -1,0 +1,83 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { runDemoCommand, runDetectDemo } from './demo.js';
+import { shippedLabels, shippedModelDir } from './shipped.js';
+
+const sink = () => {
+  let text = '';
+  return {
+    write: (s: string) => {
+      text += s;
+      return true;
+    },
+    get text() {
+      return text;
+    },
+  };
+};
+
+describe('effdet demo (the shipped shapes detector)', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'effdet-demo-'));
+  });
+  afterAll(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await tf.setBackend('cpu');
+  });
+
+  it('is committed: TF.js float16 weights under 10 MB with its labels', () => {
+    const d = shippedModelDir('shapes');
+    const manifest = JSON.parse(readFileSync(join(d, 'model.json'), 'utf8'));
+    expect(manifest.userDefinedMetadata.model).toBe('efficientdet_shapes');
+    let bytes = 0;
+    for (const group of manifest.weightsManifest)
+      for (const p of group.paths) bytes += readFileSync(join(d, p)).byteLength;
+    expect(bytes).toBeLessThan(10 * 1024 * 1024);
+    expect(
+      manifest.weightsManifest[0].weights.every(
+        (w: { quantization?: { dtype: string } }) => w.quantization?.dtype === 'float16',
+      ),
+    ).toBe(true);
+    expect(shippedLabels(d)).toEqual(['circle', 'square', 'triangle', 'star', 'hexagon', 'cross']);
+  });
+
+  it('meets the bar on a validation set generated with a seed not used in training: mAP >= 0.70, mAP@.5 >= 0.95', async () => {
+    const out = sink();
+    // training used seeds 7 (train) and 1007 (val); the demo's validation set uses seed + 1
+    const r = await runDetectDemo(
+      { out: join(dir, 'bar'), count: 2, seed: 424242, val: 150, backend: 'wasm' },
+      { stdout: out, stderr: sink() },
+    );
+    expect(r.eval).not.toBeNull();
+    expect(r.eval!.seed).toBe(424243);
+    expect(r.eval!.images).toBe(150);
+    expect(r.eval!.map).toBeGreaterThanOrEqual(0.7);
+    expect(r.eval!.map50).toBeGreaterThanOrEqual(0.95);
+    expect(out.text).toMatch(/COCO mAP@\[\.5:\.95\] 0\.[7-9]\d{3}/);
+    for (const f of r.files) expect(readFileSync(f).subarray(1, 4).toString()).toBe('PNG');
+    expect(r.detections.every((n) => n > 0)).toBe(true);
+  });
+
+  it('runs from the command line with no arguments but an output folder', async () => {
+    const out = sink();
+    const code = await runDemoCommand(
+      ['demo', '--out', join(dir, 'cli'), '--count', '1', '--val', '0', '--seed', '3'],
+      {
+        stdout: out,
+        stderr: sink(),
+      },
+    );
+    expect(code).toBe(0);
+    expect(existsSync(join(dir, 'cli', 'demo_0.png'))).toBe(true);
+    expect(out.text).toMatch(/demo_0\.png: \d+ detections in \d+ ms \(drawn: /);
+    await expect(runDemoCommand(['demo', '--count', 'x'])).rejects.toThrow(
+      /--count must be an integer >= 0, got 'x'/,
+    );
+    await expect(runDemoCommand(['demo', '--task', 'nope', '--out', join(dir, 'x')])).rejects.toThrow(
+      /--task must be detect or segment, got 'nope'/,
+    );
+  });
+});
