@@ -305,6 +305,17 @@ for (const backend of ['cpu', 'wasm']) {
       tf.dispose([x, w1, w2, r, ...grads]);
     });
 
+    it('clones share data (wasm: a reference-counted Identity) and stay valid after the source is disposed', () => {
+      const a = tf.tensor([1, 2, 3]);
+      const b = tf.clone(a);
+      a.dispose();
+      expect(Array.from(b.dataSync())).toEqual([1, 2, 3]);
+      const c = tf.add(b, 1);
+      b.dispose();
+      expect(Array.from(c.dataSync())).toEqual([2, 3, 4]);
+      c.dispose();
+    });
+
     it('leaves no tensors behind', async () => {
       const c = CONV_CASES[4]!;
       const t = tensorsFor(c, false);

@@ -281,6 +281,17 @@ function allOne(v: number | readonly number[] | undefined): boolean {
 let gradientsRegistered = false;
 
 /**
+ * Identity that shares the input's data (a reference count), as the cpu backend's does. The wasm backend's own
+ * copies the data, and the tape clones every tensor it saves for the backward pass through Identity: copying
+ * doubles the memory of a training step (lite0 @320 with batch 4 runs out of wasm memory) and costs time.
+ */
+const sharingIdentity: tf.KernelFunc = ({ inputs, backend }) => {
+  const { x } = inputs as { x: tf.TensorInfo };
+  (backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+};
+
+/**
  * Makes networks trainable with tfjs-core alone: registers the gradients of `gradients.ts`, the
  * missing conv backprop kernels on `backendNames` (default: every registered backend), and conv
  * gradients that handle dilation. Idempotent. Returns what it registered (`gradient:Kernel`,
@@ -294,6 +305,14 @@ export function registerTrainingKernels(backendNames?: readonly string[]): strin
       if (tf.getKernel(kernelName, backendName) !== undefined) continue;
       tf.registerKernel({ kernelName, backendName, kernelFunc: composedKernel(kernelName) });
       added.push(`${backendName}:${kernelName}`);
+    }
+  }
+  for (const backendName of names) {
+    const identity = tf.getKernel('Identity', backendName);
+    if (backendName === 'wasm' && identity !== undefined && identity.kernelFunc !== sharingIdentity) {
+      tf.unregisterKernel('Identity', backendName);
+      tf.registerKernel({ kernelName: 'Identity', backendName, kernelFunc: sharingIdentity });
+      added.push(`${backendName}:Identity (shared data)`);
     }
   }
   if (!gradientsRegistered) {

@@ -1,8 +1,10 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { runDemoCommand, runDetectDemo } from './demo.js';
+import { predict } from './predict.js';
+import { demoScene } from './shipped.js';
 import { shippedLabels, shippedModelDir } from './shipped.js';
 
 const sink = () => {
@@ -59,6 +61,17 @@ describe('effdet demo (the shipped shapes detector)', () => {
     expect(out.text).toMatch(/COCO mAP@\[\.5:\.95\] 0\.[7-9]\d{3}/);
     for (const f of r.files) expect(readFileSync(f).subarray(1, 4).toString()).toBe('PNG');
     expect(r.detections.every((n) => n > 0)).toBe(true);
+  });
+
+  it('effdet predict --model shapes uses the same model', async () => {
+    const { encodePng } = await import('@effdet/effdet/node');
+    const scene = demoScene(77);
+    const file = join(dir, 'scene.png');
+    writeFileSync(file, encodePng(scene.rgb, scene.width, scene.height));
+    const [r] = await predict({ model: 'shapes', images: [file], score: 0.5 });
+    const names = new Set(scene.objects.map((o) => o.name));
+    expect(r!.detections.length).toBeGreaterThan(0);
+    for (const d of r!.detections) expect(names.has(d.label as never)).toBe(true);
   });
 
   it('runs from the command line with no arguments but an output folder', async () => {

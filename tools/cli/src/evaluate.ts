@@ -160,7 +160,7 @@ export const EVAL_USAGE = `  eval --gt G --dt R         [--iou-type bbox|segm] [
   validate --model M --data coco|voc|openimages --root DIR
                              [--weights W] [--ann FILE] [--classes CSV] [--batch N] [--limit N] [--shard I/N]
                              [--results out.json] [--label-map auto|identity|contiguous] [--workers N]
-                             [--num-classes N] [--backend wasm|cpu]: detect every image (progress on stderr),
+                             [--num-classes N] [--backend wasm|cpu] [--runtime tfjs|onnx]: detect every image (progress on stderr),
                              write COCO results, print the summary and the per-class table
   merge-results R1 R2 ...    --out merged.json [--gt G]: join the results of validate --shard runs
   bench-eval                 [--images 5000] [--seed 1] [--runs 1]: time COCO evaluation on a synthetic
@@ -263,6 +263,7 @@ export async function runEvalCommand(argv: readonly string[], io: CliIO = defaul
           'num-classes': { type: 'string' },
           workers: { type: 'string' },
           backend: { type: 'string', default: 'wasm' },
+          runtime: { type: 'string', default: 'tfjs' },
           json: { type: 'boolean' },
         },
       });
@@ -279,6 +280,9 @@ export async function runEvalCommand(argv: readonly string[], io: CliIO = defaul
       const backend = values.backend;
       if (backend !== 'wasm' && backend !== 'cpu' && backend !== 'tensorflow') {
         throw new Error(`effdet validate: --backend must be wasm, cpu or tensorflow, got '${backend}'`);
+      }
+      if (values.runtime !== 'tfjs' && values.runtime !== 'onnx') {
+        throw new Error(`effdet validate: --runtime must be tfjs or onnx, got '${values.runtime}'`);
       }
       const { runValidate, formatValidateReport } = await import('./validate.js');
       const r = await runValidate({
@@ -297,6 +301,12 @@ export async function runEvalCommand(argv: readonly string[], io: CliIO = defaul
         workers: int(values.workers, 'workers', 0),
         backend,
         stderr: io.stderr,
+        ...(values.runtime === 'onnx'
+          ? {
+              createDetector: async (m: string, o: { weights?: string; numClasses?: number }) =>
+                (await import('@effdet/onnx/node')).createOnnxDetector(m, o),
+            }
+          : {}),
       });
       if (values.json) json(r);
       else io.stdout.write(formatValidateReport(r));

@@ -9,6 +9,7 @@ import { formatDiffTable } from './compare.js';
 import { convert, formatInspect, inspect } from './convert.js';
 import { DEMO_USAGE, runDemoCommand } from './demo.js';
 import { EVAL_USAGE, isEvalCommand, runEvalCommand } from './evaluate.js';
+import { EXPORT_ONNX_USAGE, runBenchOnnx, runExportOnnx, runOnnxParity } from './export_onnx.js';
 import { detectorInfo, formatDetectorInfo, formatInfo, isDetector, modelInfo } from './info.js';
 import { runParity } from './parity.js';
 import { formatPredictions, predict } from './predict.js';
@@ -28,6 +29,7 @@ ${DEMO_USAGE}  list-models [pattern]      registered detectors and backbones (wi
                              detections per image; with --out, writes NAME.det.png with boxes and labels
   parity --io FILE           [--weights W] [--rtol 1e-3] [--fuse]: run the model of a reference dump and compare
                              every tensor it holds (docs/parity-dump-format.md); exit 1 on any FAIL
+                             (--runtime onnx: the exported ONNX model on onnxruntime-node)
   convert SRC --model M --out DEST  [--to tfjs|safetensors] [--dtype float32|float16] [--no-ema]
                              [--num-classes N]: load any format strictly into M, write PyTorch-named
                              safetensors or a TF.js model.json + ~4 MB shards
@@ -35,9 +37,10 @@ ${DEMO_USAGE}  list-models [pattern]      registered detectors and backbones (wi
   inspect FILE               a checkpoint's tensors (name, dtype, shape) and metadata, any format
   bench --model M            [--size S] [--batch B] [--runs N] [--warmup N] [--weights W] [--no-fuse]
                              latency of preprocess / network / post-process, peak tensor memory
-${SEGMENT_USAGE}${EVAL_USAGE}${MAKE_SHAPES_USAGE}${TRAIN_USAGE}${BENCH_TRAIN_USAGE}
+${SEGMENT_USAGE}${EVAL_USAGE}${MAKE_SHAPES_USAGE}${TRAIN_USAGE}${BENCH_TRAIN_USAGE}${EXPORT_ONNX_USAGE}
 Common options:
   --backend wasm|cpu|tensorflow   (default wasm; tensorflow needs @tensorflow/tfjs-node installed)
+  --runtime tfjs|onnx             predict, validate, bench, parity: TF.js (default) or onnxruntime-node
   --json                          machine-readable output
   --help
 `;
@@ -50,11 +53,34 @@ function int(v: string | undefined, name: string): number | undefined {
   return n;
 }
 
+/** The value of `--runtime` (`tfjs` or `onnx`) in raw arguments. */
+function runtimeOf(argv: readonly string[]): string {
+  const i = argv.findIndex((a) => a === '--runtime' || a.startsWith('--runtime='));
+  if (i < 0) return 'tfjs';
+  const v = argv[i]!.includes('=') ? argv[i]!.split('=')[1]! : (argv[i + 1] ?? '');
+  if (v !== 'tfjs' && v !== 'onnx') throw new Error(`effdet: --runtime must be tfjs or onnx, got '${v}'`);
+  return v;
+}
+
+function withoutRuntime(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--runtime') i++;
+    else if (!argv[i]!.startsWith('--runtime=')) out.push(argv[i]!);
+  }
+  return out;
+}
+
 async function main(argv: string[]): Promise<number> {
   // eval, validate, merge-results, bench-eval: their own options (evaluate.ts)
   if (isEvalCommand(argv[0]) && !argv.includes('--help') && !argv.includes('-h')) return runEvalCommand(argv);
   if (argv[0] === 'demo') return runDemoCommand(argv);
   if (argv[0] === 'bench-train') return runBenchTrainCommand(argv);
+  if (argv[0] === 'export-onnx') return runExportOnnx(argv);
+  if (argv[0] === 'bench-onnx') return runBenchOnnx(argv);
+  // `effdet bench --runtime onnx`: onnxruntime vs TF.js, as bench-onnx
+  if (argv[0] === 'bench' && runtimeOf(argv) === 'onnx')
+    return runBenchOnnx(['bench-onnx', ...withoutRuntime(argv.slice(1))]);
   if (argv[0] === 'segment') return runSegment(argv.slice(1));
   if (argv[0] === 'make-shapes') return runMakeShapes(argv);
   if (argv[0] === 'train') return runTrainCommand(argv);
@@ -87,6 +113,7 @@ async function main(argv: string[]): Promise<number> {
       detectors: { type: 'boolean' },
       backbones: { type: 'boolean' },
       backend: { type: 'string', default: 'wasm' },
+      runtime: { type: 'string', default: 'tfjs' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -143,8 +170,10 @@ async function main(argv: string[]): Promise<number> {
         score,
         out: values.out,
         numClasses: int(values['num-classes'], 'num-classes'),
+        runtime: runtimeOf(argv) as 'tfjs' | 'onnx',
       });
-      if (!values.weights) process.stderr.write('note: no --weights given: the network has random weights\n');
+      if (!values.weights && values.model !== 'shapes')
+        process.stderr.write('note: no --weights given: the network has random weights\n');
       out(formatPredictions(r), r);
       return 0;
     }
@@ -152,11 +181,8 @@ async function main(argv: string[]): Promise<number> {
       const io = values.io ?? rest[0];
       if (!io) throw new Error('effdet parity: --io FILE.io.safetensors is required');
       const backend = await useBackend(values.backend as BackendChoice);
-      const r = await runParity({
-        io,
-        weights: values.weights,
-        rtol: values.rtol ? Number(values.rtol) : undefined,
-      });
+      const opts = { io, weights: values.weights, rtol: values.rtol ? Number(values.rtol) : undefined };
+      const r = runtimeOf(argv) === 'onnx' ? await runOnnxParity(opts) : await runParity(opts);
       out(
         `${r.model} on ${backend} with ${r.weights}\n${formatDiffTable(r.rows)}\n${r.pass ? 'PASS' : 'FAIL'}: ${r.rows.filter((x) => x.pass).length}/${r.rows.length} tensors`,
         { backend, ...r },

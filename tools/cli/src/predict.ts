@@ -1,8 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
-import type { Detection } from '@effdet/effdet';
+import type { Detection, RgbImage } from '@effdet/effdet';
 import { createDetector, decodeImage, drawDetections, encodePng } from '@effdet/effdet/node';
-import { loadShapesDetector } from './shipped.js';
+import { loadShapesDetector, SHAPES_MODEL, shippedWeights } from './shipped.js';
 
 export interface PredictOptions {
   model: string;
@@ -12,6 +12,8 @@ export interface PredictOptions {
   out?: string;
   numClasses?: number;
   imageSize?: [number, number];
+  /** 'onnx': export the model and run it on onnxruntime-node (`@effdet/onnx`). Default 'tfjs'. */
+  runtime?: 'tfjs' | 'onnx';
 }
 
 export interface PredictResult {
@@ -26,14 +28,26 @@ export interface PredictResult {
 /** Runs a detector on image files; optionally writes `<name>.det.png` with the boxes and labels drawn. */
 export async function predict(options: PredictOptions): Promise<PredictResult[]> {
   if (options.images.length === 0) throw new Error('effdet predict: give at least one image path');
-  const det =
-    options.model === 'shapes' && !options.weights
-      ? await loadShapesDetector()
-      : await createDetector(options.model, {
-          weights: options.weights,
-          numClasses: options.numClasses,
-          imageSize: options.imageSize,
-        });
+  const det: {
+    detect: (image: RgbImage, o: { scoreThreshold: number }) => Promise<Detection[]>;
+    dispose: () => unknown;
+  } =
+    options.runtime === 'onnx'
+      ? await (await import('@effdet/onnx/node')).createOnnxDetector(
+          options.model === 'shapes' ? SHAPES_MODEL.config : options.model,
+          {
+            weights: options.weights ?? (options.model === 'shapes' ? shippedWeights() : undefined),
+            numClasses: options.numClasses,
+            imageSize: options.imageSize,
+          },
+        )
+      : options.model === 'shapes' && !options.weights
+        ? await loadShapesDetector()
+        : await createDetector(options.model, {
+            weights: options.weights,
+            numClasses: options.numClasses,
+            imageSize: options.imageSize,
+          });
   const results: PredictResult[] = [];
   try {
     if (options.out) await mkdir(options.out, { recursive: true });
@@ -57,7 +71,7 @@ export async function predict(options: PredictOptions): Promise<PredictResult[]>
       results.push(r);
     }
   } finally {
-    det.dispose();
+    await det.dispose();
   }
   return results;
 }

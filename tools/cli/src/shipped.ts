@@ -9,7 +9,7 @@ import { evaluateCoco } from '@effdet/eval';
 import { emptyCoco, generateScene, iterateDataset, type Scene, SHAPE_CLASSES } from '@effdet/shapes';
 
 /** The registry config of the shipped shapes detector, and its folder under `models/`. */
-export const SHAPES_MODEL = { config: 'efficientdet_shapes', folder: 'shapes', size: 160 } as const;
+export const SHAPES_MODEL = { config: 'efficientdet_shapes', folder: 'shapes', size: 128 } as const;
 
 /**
  * The folder of a shipped model: `$EFFDET_MODELS/<name>`, else `models/<name>` in the first folder above the
@@ -50,6 +50,11 @@ export function shippedLabels(dir: string): string[] {
   return labels;
 }
 
+/** The shipped shapes detector's `model.json`. */
+export function shippedWeights(): string {
+  return join(shippedModelDir(SHAPES_MODEL.folder), 'model.json');
+}
+
 /** Loads the shipped shapes detector (Node). */
 export async function loadShapesDetector() {
   const { createDetector } = await import('@effdet/effdet/node');
@@ -58,8 +63,8 @@ export async function loadShapesDetector() {
   return createDetector(SHAPES_MODEL.config, { weights: join(dir, 'model.json'), labels });
 }
 
-/** Scene options of the shipped model's data (`make-shapes --size 160 --min-size 16 --max-objects 6`). */
-export const SHAPES_SCENE = { width: 160, height: 160, minSize: 16, maxObjects: 6 } as const;
+/** Scene options of the shipped model's data (`make-shapes --size 128 --min-size 22 --max-size 96 --max-objects 4`). */
+export const SHAPES_SCENE = { width: 128, height: 128, minSize: 22, maxSize: 96, maxObjects: 4 } as const;
 
 export interface ShapesEvalResult {
   /** pycocotools' 12 summary numbers. */
