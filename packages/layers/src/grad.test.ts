@@ -293,9 +293,9 @@ for (const backend of ['cpu', 'wasm']) {
           plus[idx]! += eps;
           const minus = base.slice();
           minus[idx]! -= eps;
-          const at = (v: Float32Array) =>
+          const at = (v: ArrayLike<number>) =>
             tf.tidy(() => {
-              const args = inputs.map((inp, k) => (k === which ? tf.tensor(v, inp.shape) : inp));
+              const args = inputs.map((inp, k) => (k === which ? tf.tensor(Array.from(v), inp.shape) : inp));
               return loss(args[0]!, args[1]!, args[2]!).dataSync()[0]!;
             });
           const fd = (at(plus) - at(minus)) / (2 * eps);

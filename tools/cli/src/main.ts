@@ -16,6 +16,7 @@ import { formatPredictions, predict } from './predict.js';
 import { runSegment, SEGMENT_USAGE } from './segment.js';
 import { MAKE_SHAPES_USAGE, runMakeShapes } from './shapes.js';
 import { runTrainCommand, TRAIN_USAGE } from './train.js';
+import { runTrainSegmentCommand, TRAIN_SEGMENT_USAGE } from './train_segment.js';
 
 const USAGE = `effdet <command> [options]
 
@@ -37,7 +38,7 @@ ${DEMO_USAGE}  list-models [pattern]      registered detectors and backbones (wi
   inspect FILE               a checkpoint's tensors (name, dtype, shape) and metadata, any format
   bench --model M            [--size S] [--batch B] [--runs N] [--warmup N] [--weights W] [--no-fuse]
                              latency of preprocess / network / post-process, peak tensor memory
-${SEGMENT_USAGE}${EVAL_USAGE}${MAKE_SHAPES_USAGE}${TRAIN_USAGE}${BENCH_TRAIN_USAGE}${EXPORT_ONNX_USAGE}
+${SEGMENT_USAGE}${EVAL_USAGE}${MAKE_SHAPES_USAGE}${TRAIN_USAGE}${TRAIN_SEGMENT_USAGE}${BENCH_TRAIN_USAGE}${EXPORT_ONNX_USAGE}
 Common options:
   --backend wasm|cpu|tensorflow   (default wasm; tensorflow needs @tensorflow/tfjs-node installed)
   --runtime tfjs|onnx             predict, validate, bench, parity: TF.js (default) or onnxruntime-node
@@ -83,6 +84,11 @@ async function main(argv: string[]): Promise<number> {
     return runBenchOnnx(['bench-onnx', ...withoutRuntime(argv.slice(1))]);
   if (argv[0] === 'segment') return runSegment(argv.slice(1));
   if (argv[0] === 'make-shapes') return runMakeShapes(argv);
+  if (
+    argv[0] === 'train' &&
+    argv.some((a, i) => (a === '--task' && argv[i + 1] === 'segment') || a === '--task=segment')
+  )
+    return runTrainSegmentCommand(argv);
   if (argv[0] === 'train') return runTrainCommand(argv);
   const { values, positionals } = parseArgs({
     args: argv,
