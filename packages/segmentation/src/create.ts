@@ -147,7 +147,10 @@ export function createFromSmpConfig(config: Record<string, unknown>): Segmentati
 export function toSmpConfig(model: { arch: string; options: object }): Record<string, unknown> {
   const fn = 'toSmpConfig';
   check(
-    model !== null && typeof model === 'object' && typeof model.arch === 'string' && typeof model.options === 'object',
+    model !== null &&
+      typeof model === 'object' &&
+      typeof model.arch === 'string' &&
+      typeof model.options === 'object',
     () => `${fn}: expected a segmentation model (with arch and options), got ${String(model)}`,
   );
   const pyName = new Map(Object.entries(KWARGS).map(([py, camel]) => [camel, py]));

@@ -69,8 +69,6 @@ export type {
   PredictMaskOptions,
 } from './predict.js';
 export { colorizeMask, overlayMask, predictMask, segmentationPalette } from './predict.js';
-export type { UnetInterpolation, UnetOptions } from './unet.js';
-export { Unet, UnetDecoder, UnetDecoderBlock } from './unet.js';
 export type {
   SegmentationBatch,
   SegmentationLossOptions,
@@ -80,3 +78,5 @@ export type {
   SegmentationTrainerState,
 } from './trainer.js';
 export { SegmentationTrainer } from './trainer.js';
+export type { UnetInterpolation, UnetOptions } from './unet.js';
+export { Unet, UnetDecoder, UnetDecoderBlock } from './unet.js';

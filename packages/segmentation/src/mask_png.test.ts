@@ -42,7 +42,11 @@ function png(
         a,
         b,
         (a + b) >> 1,
-        Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c,
+        Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c)
+          ? a
+          : Math.abs(p - b) <= Math.abs(p - c)
+            ? b
+            : c,
       ][f] as number;
       parts.push(((row[i] as number) - pred) & 0xff);
     }
@@ -73,7 +77,9 @@ describe('decodeMaskPng', () => {
 
   it('undoes every PNG row filter (8-bit grey), 16-bit grey and packed 4-bit palettes', () => {
     const width = 7;
-    const rows = Array.from({ length: 10 }, (_, y) => Uint8Array.from({ length: width }, (_, x) => (x * 37 + y * 11) % 256));
+    const rows = Array.from({ length: 10 }, (_, y) =>
+      Uint8Array.from({ length: width }, (_, x) => (x * 37 + y * 11) % 256),
+    );
     const m8 = decodeMaskPng(png(rows, { width, depth: 8, colorType: 0, filters: [0, 1, 2, 3, 4] }));
     expect(Array.from(m8.data)).toEqual(rows.flatMap((r) => Array.from(r)));
     // 16 bit: two bytes per value, big-endian; filters work on bytes 2 apart
@@ -87,7 +93,9 @@ describe('decodeMaskPng', () => {
       }
       return r;
     });
-    const m16 = decodeMaskPng(png(rows16, { width, depth: 16, colorType: 0, filters: [4, 3, 2, 1, 0], bpp: 2 }));
+    const m16 = decodeMaskPng(
+      png(rows16, { width, depth: 16, colorType: 0, filters: [4, 3, 2, 1, 0], bpp: 2 }),
+    );
     expect(m16.data).toBeInstanceOf(Uint16Array);
     expect(Array.from(m16.data)).toEqual(values);
     // 4 bit palette: two pixels per byte, high nibble first; the last byte of a row is half used
@@ -107,9 +115,9 @@ describe('decodeMaskPng', () => {
       /decodeMaskPng: 'a.png' holds RGB pixels; a mask must be a palette or grayscale PNG whose values are class ids/,
     );
     const row = [new Uint8Array(4)];
-    expect(() => decodeMaskPng(png(row, { width: 4, depth: 8, colorType: 0, filters: [0], interlace: 1 }), 'm')).toThrow(
-      /m is interlaced/,
-    );
+    expect(() =>
+      decodeMaskPng(png(row, { width: 4, depth: 8, colorType: 0, filters: [0], interlace: 1 }), 'm'),
+    ).toThrow(/m is interlaced/);
     expect(() => decodeMaskPng(png(row, { width: 4, depth: 8, colorType: 0, filters: [7] }), 'm')).toThrow(
       /m: row 0 has an unknown filter type 7/,
     );

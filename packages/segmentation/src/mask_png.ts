@@ -25,7 +25,13 @@ function paeth(a: number, b: number, c: number): number {
 }
 
 /** Reverses the per-row PNG filters into a fresh buffer; `bpp` is the filter's byte distance. */
-function unfilterRows(raw: Uint8Array, rowBytes: number, height: number, bpp: number, what: string): Uint8Array {
+function unfilterRows(
+  raw: Uint8Array,
+  rowBytes: number,
+  height: number,
+  bpp: number,
+  what: string,
+): Uint8Array {
   const out = new Uint8Array(rowBytes * height);
   for (let y = 0; y < height; y++) {
     const type = raw[y * (rowBytes + 1)];
@@ -100,7 +106,8 @@ export function decodeMaskPng(bytes: Uint8Array, what = 'buffer'): ClassMask {
   }
   if (!(width > 0 && height > 0)) throw new Error(`${fn}: ${what} has no valid IHDR chunk`);
   if (colorType !== 0 && colorType !== 3) {
-    const kind = { 2: 'RGB', 4: 'grey + alpha', 6: 'RGBA' }[colorType as 2 | 4 | 6] ?? `colour type ${colorType}`;
+    const kind =
+      { 2: 'RGB', 4: 'grey + alpha', 6: 'RGBA' }[colorType as 2 | 4 | 6] ?? `colour type ${colorType}`;
     throw new Error(
       `${fn}: ${what} holds ${kind} pixels; a mask must be a palette or grayscale PNG whose values are class ids`,
     );
@@ -108,7 +115,8 @@ export function decodeMaskPng(bytes: Uint8Array, what = 'buffer'): ClassMask {
   if (![1, 2, 4, 8, 16].includes(depth) || (colorType === 3 && depth === 16)) {
     throw new Error(`${fn}: ${what} has an invalid bit depth ${depth}`);
   }
-  if (interlace !== 0) throw new Error(`${fn}: ${what} is interlaced (Adam7); save the mask without interlacing`);
+  if (interlace !== 0)
+    throw new Error(`${fn}: ${what} is interlaced (Adam7); save the mask without interlacing`);
   let raw: Uint8Array;
   try {
     raw = inflateSync(Buffer.concat(idat));
@@ -117,7 +125,9 @@ export function decodeMaskPng(bytes: Uint8Array, what = 'buffer'): ClassMask {
   }
   const rowBytes = Math.ceil((width * depth) / 8);
   if (raw.length < (rowBytes + 1) * height) {
-    throw new Error(`${fn}: ${what}: the image data is short (${raw.length} of ${(rowBytes + 1) * height} bytes)`);
+    throw new Error(
+      `${fn}: ${what}: the image data is short (${raw.length} of ${(rowBytes + 1) * height} bytes)`,
+    );
   }
   const rows = unfilterRows(raw, rowBytes, height, depth === 16 ? 2 : 1, what);
   if (depth === 8) return { width, height, data: rows };

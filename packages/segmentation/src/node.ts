@@ -83,7 +83,9 @@ async function exists(p: string): Promise<boolean> {
 function smpConfigOf(text: string): Record<string, unknown> | null {
   try {
     const v = JSON.parse(text) as unknown;
-    return v !== null && typeof v === 'object' && typeof (v as Record<string, unknown>)._model_class === 'string'
+    return v !== null &&
+      typeof v === 'object' &&
+      typeof (v as Record<string, unknown>)._model_class === 'string'
       ? (v as Record<string, unknown>)
       : null;
   } catch {

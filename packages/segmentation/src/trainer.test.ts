@@ -5,10 +5,17 @@ import { SegmentationTrainer } from './trainer.js';
 import { Unet } from './unet.js';
 
 const SIZE = 32;
-const TINY = { encoderName: 'tu-test_efficientnet', encoderDepth: 3, decoderChannels: [16, 8, 8], classes: 7 };
+const TINY = {
+  encoderName: 'tu-test_efficientnet',
+  encoderDepth: 3,
+  decoderChannels: [16, 8, 8],
+  classes: 7,
+};
 
 function batchOf(seeds: number[]) {
-  const scenes = seeds.map((s) => generateScene(s, { width: SIZE, height: SIZE, maxObjects: 2, minSize: 10 }));
+  const scenes = seeds.map((s) =>
+    generateScene(s, { width: SIZE, height: SIZE, maxObjects: 2, minSize: 10 }),
+  );
   const mean = [0.485, 0.456, 0.406].map((v) => v * 255);
   const std = [0.229, 0.224, 0.225].map((v) => v * 255);
   const images = tf.tidy(() =>
@@ -119,7 +126,9 @@ describe('SegmentationTrainer (wasm)', () => {
     ids[0] = 3;
     const ignored = tf.tensor3d(ids, [2, SIZE, SIZE], 'int32');
     const ev = trainer.evaluateLoss({ images: b.images, masks: ignored }, model);
-    const logits = tf.tidy(() => tf.logSoftmax(tf.slice(model.eval().forwardLogits(b.images), [0, 0, 0, 0], [1, 1, 1, 7])));
+    const logits = tf.tidy(() =>
+      tf.logSoftmax(tf.slice(model.eval().forwardLogits(b.images), [0, 0, 0, 0], [1, 1, 1, 7])),
+    );
     expect(ev.crossEntropy).toBeCloseTo(-(logits.dataSync()[3] as number), 4);
     expect(ev.dice).toBe(0);
     logits.dispose();
@@ -137,7 +146,8 @@ describe('SegmentationTrainer (wasm)', () => {
     expect(trainer.step).toBe(0);
     expect(() => new SegmentationTrainer(model, {} as never)).toThrow(/options.schedule/);
     expect(
-      () => new SegmentationTrainer(model, { schedule: { lr: 1e-3, totalSteps: 1 }, loss: { ignoreIndex: 3 } }),
+      () =>
+        new SegmentationTrainer(model, { schedule: { lr: 1e-3, totalSteps: 1 }, loss: { ignoreIndex: 3 } }),
     ).toThrow(/loss.ignoreIndex must be an integer outside 0..6, got 3/);
     tf.dispose([b.images, b.masks, ignored]);
     trainer.dispose();

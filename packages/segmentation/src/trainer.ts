@@ -94,7 +94,10 @@ export class SegmentationTrainer {
     );
     lrAt(options.schedule, 0); // validates the schedule
     check(
-      model !== null && typeof model === 'object' && typeof model.forwardLogits === 'function' && !!model.options,
+      model !== null &&
+        typeof model === 'object' &&
+        typeof model.forwardLogits === 'function' &&
+        !!model.options,
       () => `${fn}: model must be a Unet, DeepLabV3 or DeepLabV3Plus, got ${String(model)}`,
     );
     check(
@@ -105,7 +108,8 @@ export class SegmentationTrainer {
     this.ignoreIndex = loss.ignoreIndex ?? 255;
     check(
       Number.isInteger(this.ignoreIndex) && (this.ignoreIndex < 0 || this.ignoreIndex >= model.classes),
-      () => `${fn}: loss.ignoreIndex must be an integer outside 0..${model.classes - 1}, got ${loss.ignoreIndex}`,
+      () =>
+        `${fn}: loss.ignoreIndex must be an integer outside 0..${model.classes - 1}, got ${loss.ignoreIndex}`,
     );
     this.diceWeight = loss.diceWeight ?? 0;
     check(
@@ -144,7 +148,10 @@ export class SegmentationTrainer {
 
   private checkBatch(fn: string, batch: SegmentationBatch): void {
     check(
-      batch !== null && typeof batch === 'object' && batch.images instanceof tf.Tensor && batch.masks instanceof tf.Tensor,
+      batch !== null &&
+        typeof batch === 'object' &&
+        batch.images instanceof tf.Tensor &&
+        batch.masks instanceof tf.Tensor,
       () => `${fn}: batch must be {images, masks} tensors, got ${String(batch)}`,
     );
     const s = batch.images.shape;
@@ -155,7 +162,8 @@ export class SegmentationTrainer {
     );
     check(
       batch.masks.rank === 3 && m[0] === s[0] && m[1] === s[1] && m[2] === s[2],
-      () => `${fn}: masks must be [${s[0]}, ${s[1]}, ${s[2]}] (class ids per image pixel), got ${shapeStr(m)}`,
+      () =>
+        `${fn}: masks must be [${s[0]}, ${s[1]}, ${s[2]}] (class ids per image pixel), got ${shapeStr(m)}`,
     );
     if (!(this.options.validateTargets ?? true)) return;
     const ids = batch.masks.dataSync();
@@ -184,7 +192,11 @@ export class SegmentationTrainer {
       validate: false,
     }) as tf.Scalar;
     if (this.diceWeight === 0) return [ce, ce, tf.scalar(0)];
-    const dice = diceLoss(logits, masks, { mode: 'multiclass', ignoreIndex: this.ignoreIndex, validate: false }) as tf.Scalar;
+    const dice = diceLoss(logits, masks, {
+      mode: 'multiclass',
+      ignoreIndex: this.ignoreIndex,
+      validate: false,
+    }) as tf.Scalar;
     return [tf.add(ce, tf.mul(dice, this.diceWeight)), ce, dice];
   }
 
@@ -232,9 +244,7 @@ export class SegmentationTrainer {
     model.eval();
     try {
       const [loss, crossEntropy, dice] = tf.tidy(() =>
-        this.lossParts(model.forwardLogits(batch.images), batch.masks).map(
-          (t) => t.dataSync()[0] as number,
-        ),
+        this.lossParts(model.forwardLogits(batch.images), batch.masks).map((t) => t.dataSync()[0] as number),
       ) as [number, number, number];
       return { loss, crossEntropy, dice };
     } finally {
