@@ -66,6 +66,8 @@ describe('effdet demo (the shipped shapes detector)', () => {
     expect(r.eval!.images).toBe(recorded.fresh.images);
     expect(r.eval!.map).toBeGreaterThanOrEqual(recorded.fresh.map - 0.005);
     expect(r.eval!.map50).toBeGreaterThanOrEqual(recorded.fresh.map50 - 0.005);
+    // the recorded flag says whether the bar is met, and it must agree with what the weights score
+    expect(recorded.bar.met).toBe(r.eval!.map >= recorded.bar.map && r.eval!.map50 >= recorded.bar.map50);
     expect(out.text).toMatch(/COCO mAP@\[\.5:\.95\] \d\.\d{4}/);
     for (const f of r.files) expect(readFileSync(f).subarray(1, 4).toString()).toBe('PNG');
   });
