@@ -304,6 +304,92 @@ describe('kernel translations against TF.js', () => {
   });
 });
 
+describe("forms for onnxruntime's NCHWc layout", () => {
+  /** Squeeze-excite with a 10-channel reduction, a BiFPN-style weighted sum, a 1x1 head: what EfficientDet does. */
+  const layoutNet = (k1x1: tf.Tensor4D, kRed: tf.Tensor4D, kExp: tf.Tensor4D, kHead: tf.Tensor4D) =>
+    new Wrap((x) => {
+      const a = tf.fused.conv2d({ x, filter: w.k3 as tf.Tensor4D, strides: 1, pad: 'same' });
+      const act = tf.mul(a, tf.sigmoid(a));
+      const s = tf.mean(act, [1, 2], true) as tf.Tensor4D;
+      const r = tf.fused.conv2d({ x: s, filter: kRed, strides: 1, pad: 'valid' });
+      const gate = tf.sigmoid(tf.conv2d(tf.mul(r, tf.sigmoid(r)) as tf.Tensor4D, kExp, 1, 'valid'));
+      const se = tf.mul(act, gate) as tf.Tensor4D;
+      const p = tf.conv2d(se, k1x1, 1, 'same');
+      const up = tf.image.resizeNearestNeighbor(tf.maxPool(p, 2, 2, 'valid'), [8, 8]);
+      const ws = tf.tensor1d([0.7, 1.9]);
+      const sum = tf.addN([
+        tf.div(tf.mul(p, tf.reshape(tf.slice(ws, [0], [1]), [])), 2.6001),
+        tf.mul(up, 1.9 / 2.6001),
+      ]);
+      const head = (m: tf.Tensor4D) =>
+        tf.fused.conv2d({ x: m, filter: kHead, bias: w.b5 as tf.Tensor1D, strides: 1, pad: 'valid' });
+      return [head(sum as tf.Tensor4D), head(tf.maxPool(sum as tf.Tensor4D, 2, 2, 'same'))];
+    });
+
+  it('scalar factors as 1x1 depthwise Convs, the squeeze-excite gate upsampled, 1x1 heads as MatMul', async () => {
+    const k1x1 = seeded([1, 1, 6, 6], 21) as tf.Tensor4D;
+    const kRed = seeded([1, 1, 6, 10], 22) as tf.Tensor4D;
+    const kExp = seeded([1, 1, 10, 6], 23) as tf.Tensor4D;
+    const kHead = seeded([1, 1, 6, 5], 24) as tf.Tensor4D;
+    try {
+      const m = layoutNet(k1x1, kRed, kExp, kHead);
+      const ex = await check(m, [1, 8, 8, 4], {}, [1], 1e-5);
+      const g = decodeModel(ex.bytes).graph;
+      const ops = g.node.map((n) => n.op_type);
+      const byOp = (op: string) => g.node.filter((n) => n.op_type === op);
+      const isInit = new Set(g.initializer.map((t) => t.name));
+      // No Mul / Div by a constant: the weighted sum is two depthwise Convs (the Div folded into the factor).
+      expect(byOp('Mul').some((n) => n.input.some((i) => isInit.has(i)))).toBe(false);
+      expect(ops).not.toContain('Div');
+      const scaled = byOp('Conv').filter((n) => n.attribute.some((a) => a.name === 'group' && a.i === 6));
+      expect(scaled).toHaveLength(2);
+      // The gate is upsampled with constant scales (no sizes input) before the Mul; the 10-channel input of the
+      // expand Conv is padded to 16 channels.
+      expect(byOp('Resize').every((n) => n.input.length === 3)).toBe(true);
+      expect(byOp('Resize')).toHaveLength(2);
+      expect(byOp('Pad')).toHaveLength(1);
+      // The 1x1 heads are MatMuls on the NHWC input (bias as a row against a ones column): no output Transpose.
+      expect(byOp('MatMul')).toHaveLength(2);
+      const outs = new Set(g.output.map((o) => o.name));
+      const intoOutputs = new Set(
+        g.node.filter((n) => n.output.some((o) => outs.has(o))).flatMap((n) => n.input),
+      );
+      expect(byOp('Transpose').filter((n) => outs.has(n.output[0]) || intoOutputs.has(n.output[0]))).toEqual(
+        [],
+      );
+      // No orphaned initializer.
+      const used = new Set(g.node.flatMap((n) => n.input));
+      expect(g.initializer.filter((t) => !used.has(t.name))).toEqual([]);
+      // A symbolic batch keeps the broadcasting Mul (onnxruntime could not prove the shapes equal).
+      const dyn = await check(m, [1, 8, 8, 4], { dynamicBatch: true }, [1, 3], 1e-5);
+      expect(decodeModel(dyn.bytes).graph.node.filter((n) => n.op_type === 'Resize')).toHaveLength(1);
+    } finally {
+      tf.dispose([k1x1, kRed, kExp, kHead]);
+    }
+  });
+
+  it('the post-processing reads one MatMul per head over all levels (static and dynamic batch)', async () => {
+    const det = createEfficientDet('test_efficientdet').materialize();
+    try {
+      const nl = det.config.maxLevel - det.config.minLevel + 1;
+      const heads = (g: ModelMessage['graph']) =>
+        g.node.filter((n) => n.op_type === 'Conv' && n.name.includes('predict.conv_pw'));
+      for (const dynamicBatch of [false, true]) {
+        const g = decodeModel(exportOnnx(det, { withPostprocess: true, dynamicBatch }).bytes).graph;
+        const mm = g.node.filter((n) => n.op_type === 'MatMul');
+        expect(mm.map((n) => n.name.split('/')[0])).toEqual(['postprocess', 'postprocess']);
+        expect(heads(g)).toHaveLength(0);
+      }
+      // With the raw outputs: one MatMul per level and head (NHWC outputs, no Transpose of them).
+      const raw = decodeModel(exportOnnx(det, { withPostprocess: { rawOutputs: true } }).bytes).graph;
+      expect(raw.node.filter((n) => n.op_type === 'MatMul')).toHaveLength(2 * nl);
+      expect(heads(raw)).toHaveLength(0);
+    } finally {
+      det.dispose();
+    }
+  });
+});
+
 describe('exportOnnx on real modules', () => {
   it('EfficientNet features and classifier heads; EfficientDet test model with post-processing', async () => {
     const b0 = createModel('test_efficientnet', { numClasses: 10 });

@@ -9,7 +9,7 @@ import { type Module, shapeStr } from '@effdet/layers';
 import * as tf from '@tensorflow/tfjs-core';
 import { type Dim, GraphBuilder, MAX_OPSET, MIN_OPSET, type OnnxDType } from './graph.js';
 import { buildPostprocess, type PostprocessGraphOptions } from './postprocess.js';
-import { type GraphValue, identityPerm, OnnxExportError, outputDims, Tracer } from './trace.js';
+import { type GraphValue, OnnxExportError, outputDims, Tracer } from './trace.js';
 
 /** Version written as the ONNX `producer_version`. */
 export const PRODUCER_VERSION = '0.1.0';
@@ -483,7 +483,19 @@ export function exportOnnx(model: Module, options: ExportOnnxOptions = {}): Onnx
   let named: [string, tf.Tensor][] = [];
   const reference: Record<string, { shape: number[]; data: Float32Array }> = {};
   const outputs: OnnxIo[] = [];
-  const tfOutputs: { name: string; value: string; dims: Dim[]; dtype: OnnxDType }[] = [];
+  const tfOutputs: { name: string; entry: GraphValue; dims: Dim[]; dtype: OnnxDType }[] = [];
+  // The TF-layout value of an output, built once on first use (the post-processing may not need it, see
+  // Tracer.nhwcConcat; Tracer.nhwcOutput may replace the head Conv).
+  const built = new Map<string, string>();
+  const tfValue = (o: (typeof tfOutputs)[number]): string => {
+    let v = built.get(o.name);
+    if (v === undefined) {
+      g.scope = '';
+      v = tracer.nhwcOutput(o.entry);
+      built.set(o.name, v);
+    }
+    return v;
+  };
   try {
     named = withKernelHook(tracer, () =>
       tf.tidy(() => p.run(x)).map(([n, t]) => [n, tf.keep(t)] as [string, tf.Tensor]),
@@ -497,11 +509,9 @@ export function exportOnnx(model: Module, options: ExportOnnxOptions = {}): Onnx
           `${fn}: output '${name}' does not keep the batch on axis 0, so it cannot be exported with a dynamic batch`,
         );
       }
-      g.scope = '';
-      const plain = tracer.as(e, identityPerm(e.shape.length));
       const dims = outputDims(tracer, e);
       if (!dynamic) dims[0] = batch;
-      tfOutputs.push({ name, value: plain, dims, dtype: e.dtype });
+      tfOutputs.push({ name, entry: e, dims, dtype: e.dtype });
       if (options.returnReference) {
         const data = Float32Array.from(t.dataSync() as Float32Array);
         const shape = [...t.shape];
@@ -542,13 +552,24 @@ export function exportOnnx(model: Module, options: ExportOnnxOptions = {}): Onnx
         `${fn}: the class heads cover ${fromHeads} anchors but ${c.name}'s anchors number ${anchors}; the config does not match the network`,
       );
     }
+    // Without the raw outputs, each head's shared 1x1 Conv runs once over all levels, directly in the flattened
+    // order the post-processing wants (see Tracer.nhwcConcat).
+    g.scope = 'postprocess';
+    const fc = po.rawOutputs ? null : tracer.nhwcConcat(tfOutputs.slice(0, nl).map((o) => o.entry));
+    const fb = po.rawOutputs ? null : tracer.nhwcConcat(tfOutputs.slice(nl).map((o) => o.entry));
+    const flat = {
+      ...(fc ? { cls: g.op('Reshape', [fc.value, g.int64([0, fc.positions * fc.channels])]) } : {}),
+      ...(fb ? { box: g.op('Reshape', [fb.value, g.int64([0, (fb.positions * fb.channels) / 4, 4])]) } : {}),
+    };
+    g.scope = '';
     const pv = buildPostprocess(
       g,
       p.config,
-      tfOutputs.slice(0, nl).map((o) => o.value),
-      tfOutputs.slice(nl).map((o) => o.value),
+      fc ? [] : tfOutputs.slice(0, nl).map(tfValue),
+      fb ? [] : tfOutputs.slice(nl).map(tfValue),
       po,
       batchDim,
+      flat,
     );
     if (po.imageInfo ?? true) {
       inputs.push({ name: 'img_scale', dtype: 'float32', shape: [batchDim] });
@@ -563,7 +584,7 @@ export function exportOnnx(model: Module, options: ExportOnnxOptions = {}): Onnx
     add('scores', pv.scores, 'float32', [batchDim, pv.m]);
     add('classes', pv.classes, 'int64', [batchDim, pv.m]);
     add('num_detections', pv.numDetections, 'int64', [batchDim]);
-    if (po.rawOutputs) for (const o of tfOutputs) add(o.name, o.value, o.dtype, o.dims);
+    if (po.rawOutputs) for (const o of tfOutputs) add(o.name, tfValue(o), o.dtype, o.dims);
     if (pv.candidates) {
       add('candidate_boxes', pv.candidates.boxes, 'float32', [batchDim, pv.k, 4]);
       add('candidate_scores', pv.candidates.scores, 'float32', [batchDim, pv.k]);
@@ -579,13 +600,15 @@ export function exportOnnx(model: Module, options: ExportOnnxOptions = {}): Onnx
     });
   } else {
     for (const o of tfOutputs) {
-      g.addOutput(o.name, o.value, o.dims);
+      g.addOutput(o.name, tfValue(o), o.dims);
       outputs.push({ name: o.name, dtype: o.dtype, shape: o.dims });
     }
   }
   if (options.fp16) metadata.weights_dtype = 'float16';
   Object.assign(metadata, options.metadata ?? {});
   metadata.producer = `@effdet/onnx ${PRODUCER_VERSION}`;
+  // Drop what the export passes replaced (head Convs rewritten as MatMuls by nhwcOutput / nhwcConcat).
+  g.prune();
   const bytes = g.encode({
     graphName: metadata.model ?? 'model',
     producerVersion: PRODUCER_VERSION,

@@ -292,6 +292,32 @@ export class GraphBuilder {
     return this.node(op, inputs, attrs, o)[0];
   }
 
+  /**
+   * Removes nodes none of whose outputs is used (by a node or as a graph output) and initializers no node
+   * uses. Export passes that replace a node leave the old one behind; this drops it. Call once the graph is
+   * complete (the builder's shared constants may be among the removed initializers).
+   */
+  prune(): { nodes: number; initializers: number } {
+    const live = new Set<string>(this.outputs.map((o) => o.name));
+    const keep = new Array<boolean>(this.nodes.length).fill(false);
+    for (let k = this.nodes.length - 1; k >= 0; k--) {
+      const n = this.nodes[k];
+      if (!n.output.some((o) => live.has(o))) continue;
+      keep[k] = true;
+      for (const i of n.input) if (i !== '') live.add(i);
+    }
+    const nodes = this.nodes.length;
+    const kept = this.nodes.filter((_, k) => keep[k]);
+    this.nodes.length = 0;
+    this.nodes.push(...kept);
+    const inits = this.initializers.length;
+    const used = this.initializers.filter((t) => live.has(t.name));
+    this.initializers.length = 0;
+    this.initializers.push(...used);
+    for (const [key, name] of this.constCache) if (!live.has(name)) this.constCache.delete(key);
+    return { nodes: nodes - this.nodes.length, initializers: inits - this.initializers.length };
+  }
+
   /** The `ModelProto` as a plain object. */
   toModel(options: {
     graphName: string;

@@ -130,8 +130,12 @@ export interface CreateOnnxDetectorOptions
   model?: string | Uint8Array;
   /** The onnxruntime module (default: onnxruntime-node). */
   ort?: OrtModule;
-  /** Export settings when exporting from weights (default opset 17, dynamic batch, float32). */
-  exportOptions?: Pick<ExportOnnxOptions, 'opset' | 'fp16'>;
+  /**
+   * Export settings when exporting from weights (default opset 17, dynamic batch, float32). `dynamicBatch:
+   * false` exports batch 1 (batches then run one image per `session.run`): onnxruntime's NCHWc layout keeps the
+   * squeeze-excite products of a fixed-shape graph in its blocked format, a few % faster on the CPU.
+   */
+  exportOptions?: Pick<ExportOnnxOptions, 'opset' | 'fp16' | 'dynamicBatch'>;
   /** Write the exported file here (to reuse it later with `model`). */
   saveTo?: string;
 }
@@ -164,7 +168,7 @@ export async function createOnnxDetector(
       const ex = exportOnnx(det.model, {
         opset: exportOptions?.opset ?? 17,
         fp16: exportOptions?.fp16,
-        dynamicBatch: true,
+        dynamicBatch: exportOptions?.dynamicBatch ?? true,
         withPreprocess: true,
         withPostprocess: { candidates: true },
         ...(Array.isArray(options.labels) ? { labels: options.labels as string[] } : {}),

@@ -66,6 +66,11 @@ export function buildPostprocess(
   boxOut: readonly string[],
   options: PostprocessGraphOptions = {},
   batchDim: number | string = 'batch',
+  /**
+   * Flattened head outputs the caller has already (then `classOut` / `boxOut` are not read):
+   * `cls` `[B, N * C]` and `box` `[B, N, 4]` in the order of step 1.
+   */
+  flat: { cls?: string; box?: string } = {},
 ): PostprocessValues {
   const C = config.numClasses;
   const anchors = generateAnchorBoxes(config);
@@ -89,10 +94,9 @@ export function buildPostprocess(
   const i64 = (v: number[]) => g.int64(v);
 
   // 1. flatten: [B, N * C] logits, [B, N, 4] codes (NHWC order = anchor-major, class-minor).
-  const flatC = classOut.map((c) => g.op('Reshape', [c, i64([0, -1])]));
-  const flatB = boxOut.map((b) => g.op('Reshape', [b, i64([0, -1, 4])]));
-  const cls = flatC.length === 1 ? flatC[0] : g.op('Concat', flatC, { axis: { i: 1 } });
-  const box = flatB.length === 1 ? flatB[0] : g.op('Concat', flatB, { axis: { i: 1 } });
+  const concat = (vs: string[]) => (vs.length === 1 ? vs[0] : g.op('Concat', vs, { axis: { i: 1 } }));
+  const cls = flat.cls ?? concat(classOut.map((c) => g.op('Reshape', [c, i64([0, -1])])));
+  const box = flat.box ?? concat(boxOut.map((b) => g.op('Reshape', [b, i64([0, -1, 4])])));
 
   // 2. top-k logits.
   const cConst = g.scalarInt64(C);

@@ -16,6 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Dim, GraphBuilder, OnnxDType } from './graph.js';
+import type { NodeMessage } from './proto.js';
 
 export type Perm = readonly number[];
 
@@ -70,6 +71,10 @@ function invert(p: Perm): number[] {
 
 function isIdentity(p: Perm): boolean {
   return p.every((a, i) => a === i);
+}
+
+function samePerm(a: Perm, b: Perm): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 function sizeOf(shape: readonly number[]): number {
@@ -131,6 +136,14 @@ interface KernelCall {
 
 type Translation = (t: Tracer, c: KernelCall) => GraphValue[];
 
+/** A 1x1, stride-1, unpadded, ungrouped Conv and its operands (its node can be replaced by a MatMul). */
+interface PointwiseConv {
+  node: NodeMessage;
+  x: GraphValue;
+  filter: ConstValue;
+  bias?: ConstValue;
+}
+
 export interface TracerOptions {
   /** A fixed batch size, or 'dynamic' (a symbolic `batch` dimension). */
   batch: number | 'dynamic';
@@ -145,6 +158,10 @@ export class Tracer {
   private readonly moduleStack: string[] = [];
   readonly kernelCounts = new Map<string, number>();
   private folded = 0;
+  /** 1x1 stride-1 convolutions without activation by output name (see `nhwcConcat`). */
+  readonly pointwise = new Map<string, PointwiseConv>();
+  /** Values that are `src` times a constant scalar, emitted as a 1x1 depthwise Conv (see `scaleByConstant`). */
+  readonly scaled = new Map<string, { src: GraphValue; scale: number }>();
 
   constructor(
     readonly g: GraphBuilder,
@@ -236,6 +253,144 @@ export class Tracer {
 
   plain(e: Entry, role = 'const'): string {
     return this.as(e, identityPerm(e.shape.length), role);
+  }
+
+  /** The pointwise Conv that computes `e` (NCHW) when nothing else uses its output. */
+  private replaceablePointwise(e: Entry): PointwiseConv | undefined {
+    if (e.kind !== 'value' || e.shape.length !== 4 || !samePerm(e.perm, NCHW)) return undefined;
+    const name = e.name;
+    const pw = this.pointwise.get(name);
+    const g = this.g;
+    if (
+      !pw ||
+      !g.nodes.includes(pw.node) ||
+      g.outputs.some((o) => o.name === name) ||
+      g.nodes.some((n) => n !== pw.node && n.input.includes(name))
+    ) {
+      return undefined;
+    }
+    return pw;
+  }
+
+  /**
+   * `[..., Ci]` value `x` (NHWC order) times the Conv's `[Ci, Co]` matrix plus its bias, as one MatMul: the bias
+   * rides as an extra matrix row against a column of ones appended to `x` (`rest` = the dims of `x` after the
+   * batch), because onnxruntime's Gemm (and MatMul + Add, which it fuses to Gemm) first broadcasts the bias into
+   * the output, one more pass over it.
+   */
+  private pointwiseMatMul(x: string, rest: readonly number[], pw: PointwiseConv): string {
+    const g = this.g;
+    const [, , ci, co] = pw.filter.shape;
+    const bias = pw.bias;
+    // HWIO with H = W = 1 is the [Ci, Co] matrix.
+    const weights = new Float32Array((ci + (bias ? 1 : 0)) * co);
+    weights.set(pw.filter.data as Float32Array);
+    let a = x;
+    if (bias) {
+      weights.set(bias.data as Float32Array, ci * co);
+      const dims = [...rest.slice(0, -1), 1];
+      const n = sizeOf(dims);
+      const b = this.options.batch;
+      const ones =
+        typeof b === 'number'
+          ? g.constant({ dtype: 'float32', dims: [b, ...dims], data: new Float32Array(b * n).fill(1) })
+          : g.op('Expand', [
+              g.constant({ dtype: 'float32', dims: [1, ...dims], data: new Float32Array(n).fill(1) }),
+              g.op(
+                'Concat',
+                [
+                  g.op('Slice', [g.op('Shape', [x], {}, { dtypes: ['int64'] }), g.int64([0]), g.int64([1])]),
+                  g.int64(dims),
+                ],
+                { axis: { i: 0 } },
+              ),
+            ]);
+      a = g.op('Concat', [x, ones], { axis: { i: rest.length } });
+    }
+    const k = weights.length / co;
+    const w: ConstValue = {
+      kind: 'const',
+      shape: [k, co],
+      dtype: 'float32',
+      data: weights,
+      names: new Map(),
+      hint: pw.filter.hint,
+    };
+    return g.op('MatMul', [a, this.constName(w, [0, 1], 'weight_io')]);
+  }
+
+  /**
+   * `e` in TF layout (NHWC) for a graph output, once the whole graph is traced. An NCHW value computed by a 1x1
+   * Conv that nothing else uses is computed by a MatMul on the Conv's NHWC input instead (see
+   * `pointwiseMatMul`): the Transpose then runs on the input (EfficientDet's heads: 64 channels) rather than on
+   * the output (810 class channels), and the MatMul writes NHWC directly.
+   */
+  nhwcOutput(e: Entry): string {
+    const pw = this.replaceablePointwise(e);
+    if (!pw || e.kind !== 'value' || e.batchAxis !== 0) return this.plain(e);
+    this.g.nodes.splice(this.g.nodes.indexOf(pw.node), 1);
+    const x = this.plain(pw.x);
+    return this.pointwiseMatMul(x, pw.x.shape.slice(1), pw);
+  }
+
+  /**
+   * The values `es` (NCHW outputs of one shared 1x1 Conv, e.g. EfficientDet's class head on each pyramid level)
+   * flattened in NHWC order and concatenated along the positions, computed as ONE MatMul on the concatenated NHWC
+   * inputs: `[B, P, Co]` (P = the positions of all levels), which reshapes for free to `[B, P * Co]` (what the
+   * post-processing's flatten + Concat of the per-level outputs computes, without transposing or copying the
+   * large outputs). Null when the values are not such Conv outputs (or are used elsewhere).
+   */
+  nhwcConcat(es: readonly Entry[]): { value: string; positions: number; channels: number } | null {
+    const g = this.g;
+    const pws: PointwiseConv[] = [];
+    for (const e of es) {
+      const pw = this.replaceablePointwise(e);
+      if (!pw || e.kind !== 'value' || e.batchAxis !== 0) return null;
+      pws.push(pw);
+    }
+    const [first] = pws;
+    if (!first) return null;
+    const same = (a: ConstValue | undefined, b: ConstValue | undefined) =>
+      a === b ||
+      (a !== undefined &&
+        b !== undefined &&
+        a.data.length === b.data.length &&
+        a.shape.every((d, i) => d === b.shape[i]) &&
+        a.data.every((v, i) => v === b.data[i]));
+    if (!pws.every((pw) => same(pw.filter, first.filter) && same(pw.bias, first.bias))) return null;
+    const [, , ci, co] = first.filter.shape;
+    let positions = 0;
+    const parts = es.map((e, i) => {
+      const hw = e.shape[1] * e.shape[2];
+      positions += hw;
+      return g.op('Reshape', [this.plain(pws[i].x), g.int64([0, hw, ci])]);
+    });
+    for (const pw of pws) g.nodes.splice(g.nodes.indexOf(pw.node), 1);
+    const cat = parts.length === 1 ? parts[0] : g.op('Concat', parts, { axis: { i: 1 } });
+    return { value: this.pointwiseMatMul(cat, [positions, ci], first), positions, channels: co };
+  }
+
+  /**
+   * `x * s` (or `x / s`) for an NCHW value and a scalar constant, as a 1x1 depthwise Conv whose weights are the
+   * scale: onnxruntime's NCHWc layout keeps Conv (and a following Sum) in its blocked format, where a Mul by a
+   * scalar forces a reorder to NCHW and back. Chains of scalings (BiFPN's `x * w_i / (sum w + eps)`) fold into
+   * one Conv on the first input.
+   */
+  scaleByConstant(x: GraphValue, s: number, out: tf.Tensor): GraphValue {
+    const prev = this.scaled.get(x.name);
+    const src = prev?.src ?? x;
+    const scale = Math.fround((prev?.scale ?? 1) * s);
+    const ch = src.shape[3];
+    const w = this.g.constant(
+      { dtype: 'float32', dims: [ch, 1, 1, 1], data: new Float32Array(ch).fill(scale) },
+      `${this.modulePath || 'const'}.scale`,
+    );
+    const y = this.g.op('Conv', [src.name, w], {
+      group: { i: ch },
+      kernel_shape: { ints: [1, 1] },
+    });
+    this.scaled.set(y, { src, scale });
+    return this.value(y, out, NCHW, src.batchAxis);
   }
 
   /** An initializer for a constant in a layout, optionally reshaped and cast. */
@@ -534,11 +689,28 @@ function conv(t: Tracer, c: KernelCall, depthwise: boolean): GraphValue[] {
   const inHW: [number, number] = [x.shape[1], x.shape[2]];
   const pads = spatialPads(t, what, c.attrs.pad, inHW, [kh, kw], strides, dilations);
   checkWindowOut(t, what, inHW, pads, [kh, kw], strides, dilations, c.outputs[0]);
+  // A 1x1 Conv on a 1x1 map whose input channels are not a multiple of 16 (squeeze-excite's expand Conv after
+  // a reduction to e.g. 10 channels): zero channels pad the input and the filter (exact), so that onnxruntime's
+  // NCHWc layout takes the Conv and the gate it computes stays in the blocked layout.
+  const padIn =
+    !depthwise && kh === 1 && kw === 1 && inHW[0] === 1 && inHW[1] === 1 && ci >= 8 && ci % 16 !== 0
+      ? 16 - (ci % 16)
+      : 0;
+  let filter = f;
+  let xin = t.as(x, NCHW);
+  if (padIn) {
+    const data = new Float32Array((ci + padIn) * co);
+    data.set(f.data as Float32Array);
+    filter = { ...f, shape: [1, 1, ci + padIn, co], data, names: new Map() };
+    xin = t.g.op('Pad', [xin, t.g.int64([0, 0, 0, 0, 0, padIn, 0, 0]), t.g.scalarFloat(0)], {
+      mode: { s: 'constant' },
+    });
+  }
   // HWIO -> OIHW; depthwise [kh, kw, C, m] -> [C * m, 1, kh, kw] (output channel c * m + j).
   const w = depthwise
     ? t.constName(f, [2, 3, 0, 1], 'weight', [ci * co, 1, kh, kw])
-    : t.constName(f, [3, 2, 0, 1], 'weight');
-  const inputs = [t.as(x, NCHW), w];
+    : t.constName(filter, [3, 2, 0, 1], 'weight');
+  const inputs = [xin, w];
   const b = c.named.bias;
   if (b?.kind === 'const') inputs.push(t.constName(b, [0], 'bias', [sizeOf(b.shape)]));
   let y = t.g.op('Conv', inputs, {
@@ -553,7 +725,27 @@ function conv(t: Tracer, c: KernelCall, depthwise: boolean): GraphValue[] {
     const b4 = t.g.op('Reshape', [t.plain(b), t.g.int64([1, -1, 1, 1])]);
     y = t.g.op('Add', [y, b4]);
   }
+  const conv = y;
   y = fusedActivation(t, y, c);
+  if (
+    y === conv &&
+    !depthwise &&
+    !padIn &&
+    kh === 1 &&
+    kw === 1 &&
+    b?.kind !== 'value' &&
+    strides.every((v) => v === 1) &&
+    dilations.every((v) => v === 1) &&
+    pads.every((v) => v === 0) &&
+    x.kind === 'value'
+  ) {
+    t.pointwise.set(y, {
+      node: t.g.nodes[t.g.nodes.length - 1],
+      x,
+      filter: f,
+      ...(b?.kind === 'const' ? { bias: b } : {}),
+    });
+  }
   return [t.value(y, c.outputs[0], NCHW, 0)];
 }
 
@@ -596,6 +788,13 @@ function resize(t: Tracer, c: KernelCall, mode: 'nearest' | 'linear'): GraphValu
     attrs.nearest_mode = { s: alignCorners || halfPixel ? 'round_prefer_ceil' : 'floor' };
   const g = t.g;
   const xin = t.as(x, NCHW);
+  const [ih, iw] = [x.shape[1], x.shape[2]];
+  if (oh % ih === 0 && ow % iw === 0) {
+    // Integer factors: constant scales give the same sizes and source coordinates (scale = out / in) whatever
+    // the batch, and onnxruntime runs nearest / asymmetric / floor with constant scales in its NCHWc layout.
+    const y = g.op('Resize', [xin, '', g.float([1, 1, oh / ih, ow / iw])], attrs);
+    return [t.value(y, c.outputs[0], NCHW, 0)];
+  }
   let sizes: string;
   if (g.opset >= 18) {
     attrs.axes = { ints: [2, 3] };
@@ -643,11 +842,60 @@ function broadcastOperand(t: Tracer, e: Entry, perm: Perm, rank: number): string
   return t.as(v, perm);
 }
 
+/** A float32 constant holding one value (any rank). */
+function scalarOf(e: Entry): number | null {
+  return e.kind === 'const' && e.dtype === 'float32' && e.data.length === 1 ? e.data[0] : null;
+}
+
+function isNchw4(e: Entry): e is GraphValue {
+  return e.kind === 'value' && e.dtype === 'float32' && e.shape.length === 4 && samePerm(e.perm, NCHW);
+}
+
+/**
+ * Layout-friendly forms of Mul / Div on NCHW maps (onnxruntime's NCHWc transformer keeps only same-shape
+ * elementwise ops in its blocked layout): a scalar constant factor becomes a 1x1 depthwise Conv, and a per-channel
+ * gate `[B, 1, 1, C]` (squeeze-excite) is first upsampled to the map's size with a nearest Resize (fixed batch
+ * only: with a symbolic batch onnxruntime cannot prove the shapes equal). Null: no special form.
+ */
+function nchwcFriendly(t: Tracer, op: string, es: Entry[], out: tf.Tensor): GraphValue[] | null {
+  if ((op !== 'Mul' && op !== 'Div') || es.length !== 2 || out.rank !== 4 || out.dtype !== 'float32')
+    return null;
+  const [a, b] = es;
+  const sb = scalarOf(b);
+  if (isNchw4(a) && sb !== null && (op === 'Mul' || sb !== 0)) {
+    return [t.scaleByConstant(a, op === 'Mul' ? sb : 1 / sb, out)];
+  }
+  const sa = scalarOf(a);
+  if (op === 'Mul' && isNchw4(b) && sa !== null) return [t.scaleByConstant(b, sa, out)];
+  if (op !== 'Mul' || t.dynamic || !isNchw4(a) || !isNchw4(b)) return null;
+  const [map, gate] = a.shape[1] * a.shape[2] >= b.shape[1] * b.shape[2] ? [a, b] : [b, a];
+  const [n, h, w, ch] = map.shape;
+  if (
+    gate.shape[0] !== n ||
+    gate.shape[1] !== 1 ||
+    gate.shape[2] !== 1 ||
+    gate.shape[3] !== ch ||
+    h * w === 1 ||
+    !out.shape.every((d, i) => d === map.shape[i])
+  ) {
+    return null;
+  }
+  const up = t.g.op('Resize', [gate.name, '', t.g.float([1, 1, h, w])], {
+    mode: { s: 'nearest' },
+    coordinate_transformation_mode: { s: 'asymmetric' },
+    nearest_mode: { s: 'floor' },
+  });
+  const y = t.g.op('Mul', a === map ? [map.name, up] : [up, map.name]);
+  return [t.value(y, out, NCHW, map.batchAxis)];
+}
+
 function elementwise(op: string): Translation {
   return (t, c) => {
     const es = c.list.length ? c.list : Object.values(c.named).filter((e): e is Entry => e !== undefined);
     const out = c.outputs[0];
     const rank = out.rank;
+    const special = nchwcFriendly(t, op, es, out);
+    if (special) return special;
     const perm = broadcastPerm(es, rank);
     const ins = es.map((e) => broadcastOperand(t, e, perm, rank));
     // TF broadcasting aligns trailing axes: a rank-k operand's axis b is output axis b + rank - k.

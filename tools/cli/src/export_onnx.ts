@@ -25,6 +25,7 @@ import {
   GraphBuilder,
   type OnnxExport,
   type OrtModule,
+  ortSessionOptions,
 } from '@effdet/onnx';
 import { createOnnxDetector, loadOrt } from '@effdet/onnx/node';
 import { toFloat32 } from '@effdet/weights';
@@ -41,9 +42,10 @@ export const EXPORT_ONNX_USAGE = `  export-onnx --model M --out FILE.onnx  [--we
                              a detector, an EfficientNet or a segmentation model (unet:tu-..., deeplabv3plus:tu-...)
                              as one .onnx file (weights inside, BatchNorm folded); checked with the structural
                              checker and run on onnxruntime-node against the TF.js forward pass (--no-verify skips)
-  bench-onnx --model M       [--size S] [--runs 10] [--weights W] [--threads 1,2] [--tfjs wasm,cpu] [--tfjs-runs N]
-                             [--json]: end-to-end latency (letterbox + network + post-processing) on onnxruntime
-                             with the in-graph post-processing, the bare network on onnxruntime, and TF.js
+  bench-onnx --model M       [--size S] [--runs 10] [--weights W] [--threads 1,2] [--spin on,off] [--tfjs wasm,cpu]
+                             [--tfjs-runs N] [--json]: end-to-end latency (letterbox + network + post-processing) on
+                             onnxruntime with the in-graph post-processing, the bare network on onnxruntime, and
+                             TF.js; --spin: idle-thread spinning of the multi-thread rows (default on)
 `;
 
 export interface CliIO {
@@ -351,6 +353,11 @@ export interface OnnxBenchOptions {
   runs?: number;
   /** onnxruntime intra-op thread counts to measure (default [1, 2]). */
   threads?: number[];
+  /**
+   * Spinning of idle intra-op threads for the multi-thread rows (`session.intra_op.allow_spinning`): each
+   * setting is a row (default [true], onnxruntime's default).
+   */
+  spinning?: boolean[];
   /** TF.js backends to measure in the same run (default ['wasm', 'cpu']). */
   tfjs?: BackendChoice[];
   /** Runs for TF.js (default: `runs`; the cpu backend takes ~20 s per D0 run). */
@@ -450,13 +457,13 @@ export async function benchOnnx(o: OnnxBenchOptions): Promise<OnnxBenchResult> {
   const bare = exportOnnx(det.model, {}).bytes;
   const [h, w] = det.model.config.imageSize;
   det.dispose();
-  for (const threads of o.threads ?? [1, 2]) {
-    const onnx = await createOnnxDetector(o.model, { model: full, ort, intraOpNumThreads: threads });
-    const bareSession = await ort.InferenceSession.create(bare, {
-      graphOptimizationLevel: 'all',
-      intraOpNumThreads: threads,
-      extra: { session: { set_denormal_as_zero: '1' } },
-    });
+  const settings = (o.threads ?? [1, 2]).flatMap((threads): { threads: number; spinning?: boolean }[] =>
+    threads > 1 ? (o.spinning ?? [true]).map((spinning) => ({ threads, spinning })) : [{ threads }],
+  );
+  for (const { threads, spinning } of settings) {
+    const sessionOptions = { intraOpNumThreads: threads, ...(spinning === false ? { spinning } : {}) };
+    const onnx = await createOnnxDetector(o.model, { model: full, ort, ...sessionOptions });
+    const bareSession = await ort.InferenceSession.create(bare, ortSessionOptions(sessionOptions));
     try {
       const x = new Float32Array(h * w * 3).map((_, i) => ((i * 7919) % 255) / 127.5 - 1);
       const input = new ort.Tensor('float32', ortArray(ort, 'float32', x), [1, h, w, 3]);
@@ -477,7 +484,7 @@ export async function benchOnnx(o: OnnxBenchOptions): Promise<OnnxBenchResult> {
         bareT.push(performance.now() - b0);
       }
       rows.push({
-        runtime: `onnxruntime-node ${threads} thread${threads > 1 ? 's' : ''}`,
+        runtime: `onnxruntime-node ${threads} thread${threads > 1 ? 's' : ''}${spinning === false ? ', no spinning' : ''}`,
         preprocess: stats(t.map((r) => r[0])),
         network: stats(t.map((r) => r[1])),
         postprocess: stats(t.map((r) => r[2])),
@@ -539,6 +546,7 @@ export async function runBenchOnnx(argv: string[], io: CliIO = defaultIO): Promi
       size: { type: 'string' },
       runs: { type: 'string' },
       threads: { type: 'string' },
+      spin: { type: 'string' },
       tfjs: { type: 'string' },
       'tfjs-runs': { type: 'string' },
       json: { type: 'boolean' },
@@ -551,6 +559,10 @@ export async function runBenchOnnx(argv: string[], io: CliIO = defaultIO): Promi
   }
   if (!values.model) throw new Error(`effdet ${cmd}: --model is required`);
   const threads = values.threads?.split(',').map((t) => positiveInt(t, 'threads', cmd) as number);
+  const spinning = values.spin?.split(',').map((v) => {
+    if (v !== 'on' && v !== 'off') throw new Error(`effdet ${cmd}: --spin takes on and / or off, got '${v}'`);
+    return v === 'on';
+  });
   const tfjs =
     values.tfjs === undefined
       ? undefined
@@ -564,6 +576,7 @@ export async function runBenchOnnx(argv: string[], io: CliIO = defaultIO): Promi
     runs: positiveInt(values.runs, 'runs', cmd),
     tfjsRuns: positiveInt(values['tfjs-runs'], 'tfjs-runs', cmd),
     threads,
+    spinning,
     tfjs,
   });
   io.stdout.write(values.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatOnnxBench(r)}\n`);
