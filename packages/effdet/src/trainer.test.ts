@@ -99,6 +99,53 @@ describe('DetectionTrainer (wasm)', () => {
     model.dispose();
   });
 
+  it('micro-batches: the loss is the size-weighted mean of the parts, one optimiser step, nothing leaks', () => {
+    seedInitializers(7);
+    const model = createEfficientDet('test_efficientdet', {
+      numClasses: 6,
+      imageSize: [SIZE, SIZE],
+    }).materialize();
+    // a vanishing lr: the weights stay put, so every call sees the same network (train mode: batch statistics)
+    const sgd = { name: 'sgd', momentum: 0, weightDecay: 0 } as const;
+    const plain = new DetectionTrainer(model, {
+      schedule: { lr: 1e-20, totalSteps: 10 },
+      optimizer: sgd,
+      ema: false,
+    });
+    const split = new DetectionTrainer(model, {
+      schedule: { lr: 1e-20, totalSteps: 10 },
+      optimizer: sgd,
+      ema: false,
+      microBatches: 2,
+    });
+    const b = batchOf([41, 42, 43]);
+    const part = (from: number, to: number) => ({
+      images: tf.slice(b.images, [from, 0, 0, 0], [to - from, -1, -1, -1]) as tf.Tensor4D,
+      boxes: b.boxes.slice(from, to),
+      classes: b.classes.slice(from, to),
+    });
+    const [p1, p2] = [part(0, 1), part(1, 3)];
+    const r1 = plain.trainStep(p1);
+    const r2 = plain.trainStep(p2);
+    const before = tf.memory().numTensors;
+    const r = split.trainStep(b);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(split.step).toBe(1);
+    expect(r.loss).toBeCloseTo((1 / 3) * r1.loss + (2 / 3) * r2.loss, 5);
+    expect(r.classLoss).toBeCloseTo((1 / 3) * r1.classLoss + (2 / 3) * r2.classLoss, 5);
+    expect(r.numPositives).toBe(r1.numPositives + r2.numPositives);
+    // the norm of the weighted mean gradient is at most the weighted mean of the norms
+    expect(r.gradNorm).toBeGreaterThan(0);
+    expect(r.gradNorm).toBeLessThanOrEqual((1 / 3) * r1.gradNorm + (2 / 3) * r2.gradNorm + 1e-4);
+    expect(
+      () => new DetectionTrainer(model, { schedule: { lr: 1, totalSteps: 1 }, microBatches: 0 }),
+    ).toThrow(/DetectionTrainer: options.microBatches must be an integer >= 1, got 0/);
+    tf.dispose([b.images, p1.images, p2.images]);
+    plain.dispose();
+    split.dispose();
+    model.dispose();
+  });
+
   it('images without boxes train as background; bad batches fail clearly and change nothing', () => {
     const model = createEfficientDet('test_efficientdet', { numClasses: 6, imageSize: [SIZE, SIZE] });
     const trainer = new DetectionTrainer(model, { schedule: { lr: 1e-3, totalSteps: 10 }, ema: false });

@@ -34,6 +34,12 @@ export interface DetectionTrainerOptions {
   loss?: DetectionLossOptions;
   /** Anchor matching IoU threshold. Default 0.5. */
   matchThreshold?: number;
+  /**
+   * Split every batch into this many micro-batches (default 1) and average their gradients, weighted by their
+   * sizes, before one optimiser step: the memory of the largest micro-batch, BatchNorm statistics per
+   * micro-batch (as gradient accumulation in PyTorch). For batches that do not fit the wasm heap.
+   */
+  microBatches?: number;
 }
 
 /** One batch: normalised images `[B, H, W, 3]` at the model's input size, boxes y1,x1,y2,x2 (input pixels), 1-based classes. */
@@ -85,6 +91,11 @@ export class DetectionTrainer {
       () => 'DetectionTrainer: options.schedule ({lr, totalSteps, ...}) is required',
     );
     lrAt(options.schedule, 0); // validates the schedule
+    const mb = options.microBatches ?? 1;
+    check(
+      Number.isInteger(mb) && mb >= 1,
+      () => `DetectionTrainer: options.microBatches must be an integer >= 1, got ${String(mb)}`,
+    );
     registerTrainingKernels();
     const cfg = model.config;
     this.anchors = Anchors.fromConfig(cfg);
@@ -143,35 +154,46 @@ export class DetectionTrainer {
     );
   }
 
-  /** One optimiser step on `batch`. Leaves no tensors behind. */
+  /** One optimiser step on `batch` (in `microBatches` parts when set). Leaves no tensors behind. */
   trainStep(batch: DetectionBatch): TrainStepResult {
     const fn = 'DetectionTrainer.trainStep';
     this.checkBatch(fn, batch);
-    const labels = this.labeler.labelBatch(batch.boxes, batch.classes);
-    const numPositives = labels.numPositives.reduce((a, b) => a + b, 0);
-    const targets = labelsToTensors(labels);
+    const size = batch.images.shape[0];
+    const parts = Math.min(this.options.microBatches ?? 1, size);
     this.model.train();
     for (const bn of this.frozenBn) bn.eval();
-    let parts: tf.Scalar[] = [];
-    let lossValue: tf.Scalar | null = null;
     let grads: Record<string, tf.Tensor> = {};
     try {
-      const r = tf.variableGrads(
-        () => {
-          const out = this.model.forward(batch.images);
-          const l = detectionLoss(out, targets, this.lossOptions);
-          parts = [tf.keep(l.classLoss), tf.keep(l.boxLoss)];
-          return l.loss;
-        },
-        this.optimizer.params.map((p) => p.variable),
-      );
-      lossValue = r.value;
-      grads = r.grads;
-      const [loss, classLoss, boxLoss] = [lossValue, ...parts].map((t) => t.dataSync()[0] as number) as [
-        number,
-        number,
-        number,
-      ];
+      let loss = 0;
+      let classLoss = 0;
+      let boxLoss = 0;
+      let numPositives = 0;
+      for (let k = 0; k < parts; k++) {
+        const start = Math.floor((k * size) / parts);
+        const end = Math.floor(((k + 1) * size) / parts);
+        const weight = (end - start) / size;
+        const images =
+          parts === 1 ? batch.images : tf.slice(batch.images, [start, 0, 0, 0], [end - start, -1, -1, -1]);
+        try {
+          const r = this.gradients(batch.boxes.slice(start, end), batch.classes.slice(start, end), images);
+          loss += weight * r.loss;
+          classLoss += weight * r.classLoss;
+          boxLoss += weight * r.boxLoss;
+          numPositives += r.numPositives;
+          if (parts === 1) grads = r.grads;
+          else {
+            const summed: Record<string, tf.Tensor> = {};
+            for (const [name, g] of Object.entries(r.grads)) {
+              const prev = grads[name];
+              summed[name] = tf.tidy(() => (prev ? tf.add(prev, tf.mul(g, weight)) : tf.mul(g, weight)));
+            }
+            tf.dispose([...Object.values(grads), ...Object.values(r.grads)]);
+            grads = summed;
+          }
+        } finally {
+          if (images !== batch.images) images.dispose();
+        }
+      }
       check(Number.isFinite(loss), () => `${fn}: the loss is ${loss} at step ${this.step} (lr too high?)`);
       const lr = this.lr;
       const { gradNorm } = this.optimizer.apply(grads, lr);
@@ -179,7 +201,40 @@ export class DetectionTrainer {
       this.step++;
       return { loss, classLoss, boxLoss, lr, gradNorm, numPositives, step: this.step };
     } finally {
-      tf.dispose([...parts, ...Object.values(grads)]);
+      tf.dispose(Object.values(grads));
+    }
+  }
+
+  /** Loss values and gradients (the caller disposes them) of one (micro-)batch in the current mode. */
+  private gradients(
+    boxes: readonly BoxesInput[],
+    classes: readonly ArrayLike<number>[],
+    images: tf.Tensor4D,
+  ): LossValues & { numPositives: number; grads: Record<string, tf.Tensor> } {
+    const labels = this.labeler.labelBatch(boxes, classes);
+    const numPositives = labels.numPositives.reduce((a, b) => a + b, 0);
+    const targets = labelsToTensors(labels);
+    let parts: tf.Scalar[] = [];
+    let lossValue: tf.Scalar | null = null;
+    try {
+      const r = tf.variableGrads(
+        () => {
+          const out = this.model.forward(images);
+          const l = detectionLoss(out, targets, this.lossOptions);
+          parts = [tf.keep(l.classLoss), tf.keep(l.boxLoss)];
+          return l.loss;
+        },
+        this.optimizer.params.map((p) => p.variable),
+      );
+      lossValue = r.value;
+      const [loss, classLoss, boxLoss] = [lossValue, ...parts].map((t) => t.dataSync()[0] as number) as [
+        number,
+        number,
+        number,
+      ];
+      return { loss, classLoss, boxLoss, numPositives, grads: r.grads };
+    } finally {
+      tf.dispose(parts);
       lossValue?.dispose();
       disposeLabelTensors(targets);
     }

@@ -11,6 +11,7 @@ import { type BackendChoice, useBackend } from './backend.js';
 import { type CliIO, defaultIO } from './evaluate.js';
 
 export const BENCH_TRAIN_USAGE = `  bench-train --model M       [--size S] [--batch 4] [--steps 3] [--warmup 1] [--opt adamw|sgd] [--no-ema]
+                             [--micro-batches K]
                              training images/s (full steps: labelling, forward, loss, gradients, optimiser, EMA)
 `;
 
@@ -23,12 +24,15 @@ export interface BenchTrainOptions {
   opt: 'sgd' | 'adamw';
   ema: boolean;
   backend: BackendChoice;
+  /** Micro-batches per step (gradient accumulation; default 1). */
+  microBatches?: number;
 }
 
 export interface BenchTrainResult {
   model: string;
   size: number;
   batch: number;
+  microBatches: number;
   backend: string;
   params: number;
   /** Per timed step, ms. */
@@ -64,6 +68,7 @@ export async function benchTrain(o: BenchTrainOptions): Promise<BenchTrainResult
     optimizer: { name: o.opt },
     schedule: { lr: 1e-3, totalSteps: o.warmup + o.steps + 1 },
     ema: o.ema ? {} : false,
+    microBatches: o.microBatches ?? 1,
   });
   try {
     let firstStepMs = 0;
@@ -85,6 +90,7 @@ export async function benchTrain(o: BenchTrainOptions): Promise<BenchTrainResult
       model: o.model,
       size: h,
       batch: o.batch,
+      microBatches: o.microBatches ?? 1,
       backend,
       params: model.numParams(),
       stepMs,
@@ -114,6 +120,7 @@ export async function runBenchTrainCommand(argv: readonly string[], io: CliIO = 
       warmup: { type: 'string', default: '1' },
       opt: { type: 'string', default: 'adamw' },
       'no-ema': { type: 'boolean' },
+      'micro-batches': { type: 'string', default: '1' },
       backend: { type: 'string', default: 'wasm' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -141,11 +148,12 @@ export async function runBenchTrainCommand(argv: readonly string[], io: CliIO = 
     opt: values.opt,
     ema: !values['no-ema'],
     backend: values.backend as BackendChoice,
+    microBatches: int(values['micro-batches'], 'micro-batches', 1),
   });
   if (values.json) io.stdout.write(`${JSON.stringify(r)}\n`);
   else
     io.stdout.write(
-      `${r.model} @ ${r.size}, batch ${r.batch}, ${r.backend}: ${r.imagesPerSecond.toFixed(3)} images/s (step median ${r.medianMs.toFixed(0)} ms of ${r.stepMs.map((m) => m.toFixed(0)).join(', ')}; first step ${r.firstStepMs.toFixed(0)} ms; tensors ${r.tensorsBefore} -> ${r.tensorsAfter}) on ${r.machine}\n`,
+      `${r.model} @ ${r.size}, batch ${r.batch}${r.microBatches > 1 ? ` (${r.microBatches} micro-batches)` : ''}, ${r.backend}: ${r.imagesPerSecond.toFixed(3)} images/s (step median ${r.medianMs.toFixed(0)} ms of ${r.stepMs.map((m) => m.toFixed(0)).join(', ')}; first step ${r.firstStepMs.toFixed(0)} ms; tensors ${r.tensorsBefore} -> ${r.tensorsAfter}) on ${r.machine}\n`,
     );
   return 0;
 }

@@ -48,6 +48,7 @@ export const TRAIN_USAGE = `  train --model M --root DIR --ann FILE --out DIR  [
                              [--nesterov] [--clip 10] [--ema-decay 0.9998 | --no-ema] [--freeze-backbone]
                              [--freeze-bn] [--scale-min 0.1] [--scale-max 2.0] [--no-flip] [--val-limit N]
                              [--on-bad skip|error] [--cache] [--anchor-scale A] [--fpn-channels C]
+                             [--micro-batches K]
                              trains with a progress line, validates the EMA model each epoch (COCO mAP),
                              checkpoints to OUT/checkpoint (resumable), logs OUT/log.jsonl, exports the best
                              model to OUT/best (TF.js, float16, with labels.json)
@@ -77,6 +78,8 @@ export interface TrainArgs {
   momentum: number;
   nesterov: boolean;
   clip: number;
+  /** Micro-batches per step (gradient accumulation for batches that do not fit in memory). */
+  microBatches: number;
   emaDecay: number | null;
   freezeBackbone: boolean;
   freezeBn: boolean;
@@ -138,6 +141,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       momentum: { type: 'string' },
       nesterov: { type: 'boolean' },
       clip: { type: 'string' },
+      'micro-batches': { type: 'string' },
       'ema-decay': { type: 'string' },
       'no-ema': { type: 'boolean' },
       'freeze-backbone': { type: 'boolean' },
@@ -214,6 +218,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
     momentum: num(values.momentum, 'momentum', 0.9, nonNeg, 'a number >= 0'),
     nesterov: !!values.nesterov,
     clip: num(values.clip, 'clip', 10, nonNeg, 'a number >= 0'),
+    microBatches: num(values['micro-batches'], 'micro-batches', 1, posInt, 'a positive integer'),
     emaDecay: values['no-ema']
       ? null
       : num(values['ema-decay'], 'ema-decay', 0.9998, (n) => n > 0 && n < 1, 'in (0, 1)'),
@@ -582,6 +587,7 @@ export async function runTrain(a: TrainArgs, io: CliIO = defaultIO): Promise<Tra
     ema: a.emaDecay === null ? false : { decay: a.emaDecay },
     freezeBackbone: a.freezeBackbone,
     freezeBackboneBn: a.freezeBn,
+    microBatches: a.microBatches,
   });
   let startEpoch = 0;
   let bestMap = -1;
