@@ -10,6 +10,8 @@ export {
   SeparableConvNormAct,
   SqueezeExcite,
 } from './blocks.js';
+export type { DiffRow } from './compare.js';
+export { diffArrays } from './compare.js';
 export { ModuleDict, ModuleList } from './containers.js';
 export type { Conv2dOptions } from './conv.js';
 export { applyPadding, Conv2d, createConv2d } from './conv.js';

@@ -9,17 +9,13 @@
  * `fuse` (0 for the reference, unfolded path; default 1: the folded-BN inference path the demo runs).
  */
 import { createEfficientDet, loadRawStateDict } from '@effdet/effdet';
+import { type DiffRow, diffArrays } from '@effdet/layers';
 import { parseWeights, readSafetensors, toFloat32 } from '@effdet/weights';
 import * as tf from '@tensorflow/tfjs-core';
 import { type BackendName, describeBackend, useBackend } from './backends.js';
 
-export interface ParityRow {
-  name: string;
-  shape: number[];
-  maxAbs: number;
-  maxRel: number;
-  pass: boolean;
-}
+/** One output's comparison (the fixture README's rule, as `effdet parity`). */
+export type ParityRow = DiffRow;
 
 export interface ParityReport {
   done: boolean;
@@ -60,24 +56,6 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
   return new Uint8Array(await res.arrayBuffer());
 }
 
-function diff(
-  name: string,
-  shape: number[],
-  actual: ArrayLike<number>,
-  expected: ArrayLike<number>,
-): ParityRow {
-  if (actual.length !== expected.length) return { name, shape, maxAbs: NaN, maxRel: NaN, pass: false };
-  let maxAbs = 0;
-  let ref = 0;
-  for (let i = 0; i < actual.length; i++) {
-    const d = Math.abs(actual[i] - expected[i]);
-    if (!(d <= maxAbs)) maxAbs = Number.isNaN(d) ? Number.POSITIVE_INFINITY : d;
-    ref = Math.max(ref, Math.abs(expected[i]));
-  }
-  const maxRel = maxAbs / Math.max(1, ref);
-  return { name, shape, maxAbs, maxRel, pass: maxRel <= report.rtol };
-}
-
 async function main(): Promise<void> {
   const ioUrl = params.get('io');
   const weightsUrl = params.get('weights');
@@ -110,7 +88,10 @@ async function main(): Promise<void> {
     for (const [prefix, ts] of groups) {
       for (const [i, t] of ts.entries()) {
         const ref = io.tensors[`${prefix}.${i}`];
-        if (ref) report.rows.push(diff(`${prefix}.${i}`, t.shape, await t.data(), toFloat32(ref)));
+        if (ref)
+          report.rows.push(
+            diffArrays(`${prefix}.${i}`, t.shape, await t.data(), toFloat32(ref), report.rtol),
+          );
       }
     }
     report.ms = { load: t1 - t0, build: t2 - t1, forward: performance.now() - t2 };
