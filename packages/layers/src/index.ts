@@ -72,3 +72,5 @@ export type { GlobalPoolType, PoolType } from './pool.js';
 export { createPool2d, globalPool, Pool2d } from './pool.js';
 export type { ResizeOptions } from './resize.js';
 export { resize } from './resize.js';
+export type { LossTerms, StepReport, TrainerOptions, TrainerSetup, TrainerState } from './trainer.js';
+export { Trainer } from './trainer.js';

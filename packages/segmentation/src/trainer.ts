@@ -5,16 +5,13 @@
  * (`effdet train --task segment`).
  */
 import {
-  BatchNorm2d,
   check,
-  type LrScheduleOptions,
-  lrAt,
-  ModelEma,
-  Optimizer,
-  type OptimizerOptions,
-  registerTrainingKernels,
+  type LossTerms,
+  type StepReport,
   shapeStr,
-  trainableVariables,
+  Trainer,
+  type TrainerOptions,
+  type TrainerState,
 } from '@effdet/layers';
 import * as tf from '@tensorflow/tfjs-core';
 import { createSegmentationModel, type SegmentationOptions } from './create.js';
@@ -32,11 +29,7 @@ export interface SegmentationLossOptions {
   labelSmoothing?: number;
 }
 
-export interface SegmentationTrainerOptions {
-  optimizer?: OptimizerOptions;
-  schedule: LrScheduleOptions;
-  /** Model EMA (default decay 0.9998 with warm-up); `false` to train without. */
-  ema?: { decay?: number; warmup?: boolean } | false;
+export interface SegmentationTrainerOptions extends TrainerOptions {
   loss?: SegmentationLossOptions;
   /** Train only the decoder and heads (the encoder's parameters and BatchNorm statistics stay as loaded). */
   freezeEncoder?: boolean;
@@ -60,39 +53,22 @@ export interface SegmentationLossValues {
   dice: number;
 }
 
-export interface SegmentationStepResult extends SegmentationLossValues {
-  lr: number;
-  gradNorm: number;
-  /** Optimiser steps taken, this one included. */
-  step: number;
-}
+export interface SegmentationStepResult extends SegmentationLossValues, StepReport {}
 
 /** Everything needed to resume besides the weights: host arrays only. */
-export interface SegmentationTrainerState {
-  step: number;
-  optimizer: ReturnType<Optimizer['stateDict']>;
-  emaUpdates: number;
-}
+export type SegmentationTrainerState = TrainerState;
 
-export class SegmentationTrainer {
-  readonly optimizer: Optimizer;
-  readonly ema: ModelEma | null;
+export class SegmentationTrainer extends Trainer<
+  SegmentationModel,
+  SegmentationBatch,
+  'crossEntropy' | 'dice'
+> {
   readonly ignoreIndex: number;
   readonly diceWeight: number;
-  private readonly frozenBn: BatchNorm2d[];
-  /** Optimiser steps taken (the schedule's position). */
-  step = 0;
+  declare readonly options: SegmentationTrainerOptions;
 
-  constructor(
-    readonly model: SegmentationModel,
-    readonly options: SegmentationTrainerOptions,
-  ) {
+  constructor(model: SegmentationModel, options: SegmentationTrainerOptions) {
     const fn = 'SegmentationTrainer';
-    check(
-      options !== null && typeof options === 'object' && options.schedule !== undefined,
-      () => `${fn}: options.schedule ({lr, totalSteps, ...}) is required`,
-    );
-    lrAt(options.schedule, 0); // validates the schedule
     check(
       model !== null &&
         typeof model === 'object' &&
@@ -104,49 +80,40 @@ export class SegmentationTrainer {
       model.classes > 1,
       () => `${fn}: the model has ${model.classes} output channel(s); multiclass training needs at least 2`,
     );
-    const loss = options.loss ?? {};
-    this.ignoreIndex = loss.ignoreIndex ?? 255;
+    const loss = options?.loss ?? {};
+    const ignoreIndex = loss.ignoreIndex ?? 255;
     check(
-      Number.isInteger(this.ignoreIndex) && (this.ignoreIndex < 0 || this.ignoreIndex >= model.classes),
+      Number.isInteger(ignoreIndex) && (ignoreIndex < 0 || ignoreIndex >= model.classes),
       () =>
         `${fn}: loss.ignoreIndex must be an integer outside 0..${model.classes - 1}, got ${loss.ignoreIndex}`,
     );
-    this.diceWeight = loss.diceWeight ?? 0;
+    const diceWeight = loss.diceWeight ?? 0;
     check(
-      Number.isFinite(this.diceWeight) && this.diceWeight >= 0,
+      Number.isFinite(diceWeight) && diceWeight >= 0,
       () => `${fn}: loss.diceWeight must be a number >= 0, got ${loss.diceWeight}`,
     );
-    registerTrainingKernels();
-    const frozen = options.freezeEncoder ? (n: string) => n.startsWith('encoder.') : undefined;
-    this.optimizer = new Optimizer(trainableVariables(model, frozen), options.optimizer);
-    this.frozenBn = options.freezeEncoder
-      ? model.encoder
-          .namedModules()
-          .map(([, m]) => m)
-          .filter((m): m is BatchNorm2d => m instanceof BatchNorm2d)
-      : [];
-    this.ema =
-      options.ema === false
-        ? null
-        : new ModelEma(
-            createSegmentationModel(model.arch, model.options as SegmentationOptions),
-            model,
-            options.ema?.decay ?? 0.9998,
-            options.ema?.warmup ?? true,
-          );
+    super(model, options, {
+      name: fn,
+      frozen: options?.freezeEncoder ? (n: string) => n.startsWith('encoder.') : undefined,
+      frozenBnUnder: options?.freezeEncoder ? model.encoder : null,
+      copy: () => createSegmentationModel(model.arch, model.options as SegmentationOptions),
+    });
+    this.ignoreIndex = ignoreIndex;
+    this.diceWeight = diceWeight;
   }
 
-  /** The model to evaluate and save: the EMA when there is one. */
-  get evalModel(): SegmentationModel {
-    return (this.ema?.module as SegmentationModel | undefined) ?? this.model;
+  protected batchSize(batch: SegmentationBatch): number {
+    return batch.images.shape[0];
   }
 
-  /** The learning rate of the next step. */
-  get lr(): number {
-    return lrAt(this.options.schedule, this.step);
+  protected sliceBatch(batch: SegmentationBatch, start: number, end: number) {
+    const n = end - start;
+    const images = tf.slice(batch.images, [start, 0, 0, 0], [n, -1, -1, -1]);
+    const masks = tf.slice(batch.masks, [start, 0, 0], [n, -1, -1]);
+    return { part: { images, masks }, dispose: () => tf.dispose([images, masks]) };
   }
 
-  private checkBatch(fn: string, batch: SegmentationBatch): void {
+  protected checkBatch(fn: string, batch: SegmentationBatch): void {
     check(
       batch !== null &&
         typeof batch === 'object' &&
@@ -181,95 +148,35 @@ export class SegmentationTrainer {
     }
   }
 
-  /** Loss parts as scalars (call inside a tidy or a gradient function). */
-  private lossParts(logits: tf.Tensor4D, masks: tf.Tensor3D): [tf.Scalar, tf.Scalar, tf.Scalar] {
+  /** Cross-entropy (+ Dice) of the logits; the masks were checked by checkBatch. */
+  protected computeLoss(
+    model: SegmentationModel,
+    batch: SegmentationBatch,
+  ): LossTerms<'crossEntropy' | 'dice'> {
     const o = this.options.loss ?? {};
-    // the masks were checked by checkBatch
-    const ce = crossEntropyLoss(logits, masks, {
+    const logits = model.forwardLogits(batch.images);
+    const ce = crossEntropyLoss(logits, batch.masks, {
       ignoreIndex: this.ignoreIndex,
       classWeights: o.classWeights,
       labelSmoothing: o.labelSmoothing,
       validate: false,
     }) as tf.Scalar;
-    if (this.diceWeight === 0) return [ce, ce, tf.scalar(0)];
-    const dice = diceLoss(logits, masks, {
+    if (this.diceWeight === 0) return { total: ce, terms: { crossEntropy: ce, dice: tf.scalar(0) } };
+    const dice = diceLoss(logits, batch.masks, {
       mode: 'multiclass',
       ignoreIndex: this.ignoreIndex,
       validate: false,
     }) as tf.Scalar;
-    return [tf.add(ce, tf.mul(dice, this.diceWeight)), ce, dice];
+    return { total: tf.add(ce, tf.mul(dice, this.diceWeight)), terms: { crossEntropy: ce, dice } };
   }
 
-  /** One optimiser step on `batch`. Leaves no tensors behind. */
+  /** One optimiser step on `batch` (in `microBatches` parts when set). Leaves no tensors behind. */
   trainStep(batch: SegmentationBatch): SegmentationStepResult {
-    const fn = 'SegmentationTrainer.trainStep';
-    this.checkBatch(fn, batch);
-    this.model.train();
-    for (const bn of this.frozenBn) bn.eval();
-    let parts: tf.Scalar[] = [];
-    let value: tf.Scalar | null = null;
-    let grads: Record<string, tf.Tensor> = {};
-    try {
-      const r = tf.variableGrads(
-        () => {
-          const [total, ce, dice] = this.lossParts(this.model.forwardLogits(batch.images), batch.masks);
-          parts = [tf.keep(ce === total ? tf.clone(ce) : ce), tf.keep(dice)];
-          return total;
-        },
-        this.optimizer.params.map((p) => p.variable),
-      );
-      value = r.value;
-      grads = r.grads;
-      const [loss, crossEntropy, dice] = [value, ...parts].map((t) => t.dataSync()[0] as number) as [
-        number,
-        number,
-        number,
-      ];
-      check(Number.isFinite(loss), () => `${fn}: the loss is ${loss} at step ${this.step} (lr too high?)`);
-      const lr = this.lr;
-      const { gradNorm } = this.optimizer.apply(grads, lr);
-      this.ema?.update(this.model);
-      this.step++;
-      return { loss, crossEntropy, dice, lr, gradNorm, step: this.step };
-    } finally {
-      tf.dispose([...parts, ...Object.values(grads)]);
-      value?.dispose();
-    }
+    return this.runStep(batch);
   }
 
   /** The loss of `batch` without training (eval mode), on `model` (default the EMA / eval model). */
   evaluateLoss(batch: SegmentationBatch, model: SegmentationModel = this.evalModel): SegmentationLossValues {
-    this.checkBatch('SegmentationTrainer.evaluateLoss', batch);
-    const wasTraining = model.training;
-    model.eval();
-    try {
-      const [loss, crossEntropy, dice] = tf.tidy(() =>
-        this.lossParts(model.forwardLogits(batch.images), batch.masks).map((t) => t.dataSync()[0] as number),
-      ) as [number, number, number];
-      return { loss, crossEntropy, dice };
-    } finally {
-      if (wasTraining) model.train();
-    }
-  }
-
-  /** Resume state (the model and EMA weights are saved separately, as state dicts). */
-  state(): SegmentationTrainerState {
-    return { step: this.step, optimizer: this.optimizer.stateDict(), emaUpdates: this.ema?.updates ?? 0 };
-  }
-
-  loadState(state: SegmentationTrainerState): void {
-    check(
-      state !== null && typeof state === 'object' && Number.isInteger(state.step) && state.step >= 0,
-      () => `SegmentationTrainer.loadState: state.step must be an integer >= 0, got ${String(state?.step)}`,
-    );
-    this.optimizer.loadStateDict(state.optimizer);
-    this.step = state.step;
-    if (this.ema) this.ema.updates = state.emaUpdates;
-  }
-
-  /** Frees the optimiser state and the EMA copy (not the model). */
-  dispose(): void {
-    this.optimizer.dispose();
-    this.ema?.module.dispose();
+    return this.runEvaluateLoss(batch, model);
   }
 }

@@ -11,15 +11,7 @@
  * dropped when nothing is left) is logged and skipped (`--on-bad skip`, default) or stops the run
  * (`--on-bad error`); images without boxes train as background.
  */
-import {
-  appendFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
@@ -35,11 +27,19 @@ import {
 } from '@effdet/effdet';
 import { lrAt, seedInitializers } from '@effdet/layers';
 import { createRng, hashSeed } from '@effdet/shapes';
-import { fromTfTensors, type RawTensorMap } from '@effdet/weights';
 import * as tf from '@tensorflow/tfjs-core';
 import { type BackendChoice, useBackend } from './backend.js';
 import { type CliIO, defaultIO } from './evaluate.js';
-import { formatDuration } from './progress.js';
+import {
+  type CheckpointBase,
+  checkpointBase,
+  EpochProgress,
+  loadCheckpoint,
+  moduleToRaw,
+  readResumeState,
+  saveCheckpoint,
+  trainerOptions,
+} from './train_common.js';
 
 export const TRAIN_USAGE = `  train --model M --root DIR --ann FILE --out DIR  [--data coco] [--weights INIT] [--val-root DIR]
                              [--val-ann FILE] [--num-classes K] [--epochs 10] [--batch 8] [--lr 0.01]
@@ -357,83 +357,13 @@ export function loadTrainSet(
 // ---------------------------------------------------------------------------------------------------------------
 // Checkpoints
 
-async function stateToRaw(model: EfficientDet): Promise<RawTensorMap> {
-  const sd = model.stateDict();
-  try {
-    return await fromTfTensors(sd);
-  } finally {
-    tf.dispose(Object.values(sd));
-  }
-}
-
-function rawFromOptimizer(state: ReturnType<DetectionTrainer['state']>['optimizer']): RawTensorMap {
-  const out: RawTensorMap = Object.create(null);
-  for (const [k, v] of Object.entries(state.tensors))
-    out[k] = {
-      dtype: 'float32',
-      shape: v.shape,
-      data: new Uint8Array(v.data.buffer, v.data.byteOffset, v.data.byteLength),
-    };
-  return out;
-}
-
-interface CheckpointState {
-  epoch: number;
-  step: number;
-  emaUpdates: number;
-  optimizerStep: number;
+interface CheckpointState extends CheckpointBase {
   bestMap: number;
   bestEpoch: number;
   args: Omit<TrainArgs, 'resume' | 'stopAfter' | 'tty'>;
   categoryIds: number[];
   labels: string[];
   config: EffDetConfig;
-}
-
-async function saveCheckpoint(dir: string, trainer: DetectionTrainer, state: CheckpointState): Promise<void> {
-  const { writeSafetensorsFile } = await import('@effdet/weights/node');
-  const tmp = `${dir}.tmp`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  await writeSafetensorsFile(join(tmp, 'model.safetensors'), await stateToRaw(trainer.model), {
-    model: state.config.name,
-  });
-  if (trainer.ema)
-    await writeSafetensorsFile(
-      join(tmp, 'ema.safetensors'),
-      await stateToRaw(trainer.ema.module as EfficientDet),
-      {
-        model: state.config.name,
-      },
-    );
-  await writeSafetensorsFile(join(tmp, 'optimizer.safetensors'), rawFromOptimizer(trainer.state().optimizer));
-  writeFileSync(join(tmp, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
-  // swap in atomically-ish: a crash mid-write leaves the previous checkpoint intact
-  rmSync(`${dir}.old`, { recursive: true, force: true });
-  if (existsSync(dir)) renameSync(dir, `${dir}.old`);
-  renameSync(tmp, dir);
-  rmSync(`${dir}.old`, { recursive: true, force: true });
-}
-
-async function loadCheckpoint(dir: string, trainer: DetectionTrainer): Promise<CheckpointState> {
-  const { loadWeights } = await import('@effdet/weights/node');
-  const { toFloat32 } = await import('@effdet/weights');
-  const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as CheckpointState;
-  loadRawStateDict(trainer.model, await loadWeights(join(dir, 'model.safetensors')));
-  if (trainer.ema) {
-    const emaPath = join(dir, 'ema.safetensors');
-    if (existsSync(emaPath)) loadRawStateDict(trainer.ema.module, await loadWeights(emaPath));
-    else trainer.ema.copyFrom(trainer.model);
-  }
-  const opt = await loadWeights(join(dir, 'optimizer.safetensors'));
-  const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
-  for (const [k, v] of Object.entries(opt)) tensors[k] = { shape: [...v.shape], data: toFloat32(v) };
-  trainer.loadState({
-    step: state.step,
-    emaUpdates: state.emaUpdates,
-    optimizer: { tensors, step: state.optimizerStep },
-  });
-  return state;
 }
 
 /** Exports a model as TF.js float16 weights with its labels (what `effdet predict --weights DIR` loads). */
@@ -446,7 +376,7 @@ export async function exportModel(
   const { saveWeights } = await import('@effdet/weights/node');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const written = await saveWeights(await stateToRaw(model), join(dir, 'model.json'), {
+  const written = await saveWeights(await moduleToRaw(model), join(dir, 'model.json'), {
     format: 'tfjs',
     modelName: model.config.name,
     config: model.config,
@@ -522,12 +452,7 @@ export async function runTrain(a: TrainArgs, io: CliIO = defaultIO): Promise<Tra
   const out = resolve(a.out);
   mkdirSync(out, { recursive: true });
   const ckptDir = join(out, 'checkpoint');
-  const resumeState =
-    a.resume && existsSync(join(ckptDir, 'state.json'))
-      ? (JSON.parse(readFileSync(join(ckptDir, 'state.json'), 'utf8')) as CheckpointState)
-      : null;
-  if (a.resume && !resumeState)
-    io.stderr.write(`note: --resume: no checkpoint in ${ckptDir}, starting fresh\n`);
+  const resumeState = readResumeState<CheckpointState>(ckptDir, a.resume, io);
   const train = loadTrainSet(a.root, a.ann, a.onBad, resumeState?.categoryIds);
   for (const s of train.skipped.slice(0, 20)) io.stderr.write(`skip: ${s}\n`);
   if (train.skipped.length > 20) io.stderr.write(`skip: ... ${train.skipped.length - 20} more\n`);
@@ -567,37 +492,20 @@ export async function runTrain(a: TrainArgs, io: CliIO = defaultIO): Promise<Tra
     );
   }
   const stepsPerEpoch = Math.ceil(train.records.length / a.batch);
-  const totalSteps = stepsPerEpoch * a.epochs;
   const trainer = new DetectionTrainer(model, {
-    optimizer: {
-      name: a.opt,
-      momentum: a.momentum,
-      nesterov: a.nesterov,
-      weightDecay: a.weightDecay,
-      clipGradNorm: a.clip,
-    },
-    schedule: {
-      lr: a.lr,
-      totalSteps,
-      warmupSteps: Math.round(a.warmupEpochs * stepsPerEpoch),
-      minLr: a.minLr,
-      kind: a.schedule,
-      milestones: [Math.round(totalSteps * 0.66), Math.round(totalSteps * 0.88)],
-    },
-    ema: a.emaDecay === null ? false : { decay: a.emaDecay },
+    ...trainerOptions(a, stepsPerEpoch),
     freezeBackbone: a.freezeBackbone,
     freezeBackboneBn: a.freezeBn,
-    microBatches: a.microBatches,
   });
   let startEpoch = 0;
   let bestMap = -1;
   let bestEpoch = -1;
   if (resumeState) {
-    const st = await loadCheckpoint(ckptDir, trainer);
-    startEpoch = st.epoch;
-    bestMap = st.bestMap;
-    bestEpoch = st.bestEpoch;
-    io.stderr.write(`resumed from ${ckptDir}: epoch ${st.epoch}, step ${st.step}\n`);
+    await loadCheckpoint(ckptDir, trainer, resumeState);
+    startEpoch = resumeState.epoch;
+    bestMap = resumeState.bestMap;
+    bestEpoch = resumeState.bestEpoch;
+    io.stderr.write(`resumed from ${ckptDir}: epoch ${resumeState.epoch}, step ${resumeState.step}\n`);
   }
   const cache = new Map<string, RgbImage>();
   const load = async (r: TrainRecord): Promise<RgbImage | null> => {
@@ -624,11 +532,10 @@ export async function runTrain(a: TrainArgs, io: CliIO = defaultIO): Promise<Tra
   try {
     for (let epoch = startEpoch; epoch < lastEpoch; epoch++) {
       const order = shuffled(train.records.length, a.seed, epoch);
-      const t0 = performance.now();
+      const progress = new EpochProgress(io, tty, epoch + 1, a.epochs, stepsPerEpoch);
       let sum = { loss: 0, classLoss: 0, boxLoss: 0, n: 0 };
       let imagesDone = 0;
       let skippedImages = 0;
-      let lastDraw = 0;
       for (let s = 0; s < stepsPerEpoch; s++) {
         const idx = order.slice(s * a.batch, (s + 1) * a.batch);
         const imgs: RgbImage[] = [];
@@ -674,21 +581,17 @@ export async function runTrain(a: TrainArgs, io: CliIO = defaultIO): Promise<Tra
           boxLoss: sum.boxLoss + r.boxLoss,
           n: sum.n + 1,
         };
-        const now = performance.now();
-        const last = s === stepsPerEpoch - 1;
-        if (last || now - lastDraw > (tty ? 200 : 30000)) {
-          lastDraw = now;
-          const secs = (now - t0) / 1000;
-          const rate = imagesDone / secs;
-          const left = (stepsPerEpoch - s - 1) * a.batch;
-          const frac = (s + 1) / stepsPerEpoch;
-          const bar = `${'#'.repeat(Math.round(frac * 20)).padEnd(20, '-')}`;
-          const line = `epoch ${epoch + 1}/${a.epochs} [${bar}] ${s + 1}/${stepsPerEpoch} loss ${(sum.loss / sum.n).toFixed(4)} (cls ${(sum.classLoss / sum.n).toFixed(4)} box ${(sum.boxLoss / sum.n).toFixed(5)}) lr ${r.lr.toExponential(2)} ${rate.toFixed(2)} img/s ETA ${formatDuration(left / rate)}`;
-          io.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
-        }
+        progress.update(
+          s,
+          sum.loss / sum.n,
+          `cls ${(sum.classLoss / sum.n).toFixed(4)} box ${(sum.boxLoss / sum.n).toFixed(5)}`,
+          r.lr,
+          imagesDone,
+          (stepsPerEpoch - s - 1) * a.batch,
+        );
       }
-      if (tty) io.stderr.write('\n');
-      const seconds = (performance.now() - t0) / 1000;
+      progress.end();
+      const seconds = progress.seconds;
       const log: EpochLog = {
         epoch: epoch + 1,
         step: trainer.step,
@@ -728,18 +631,16 @@ export async function runTrain(a: TrainArgs, io: CliIO = defaultIO): Promise<Tra
         });
       }
       const { resume: _r, stopAfter: _s, tty: _t, ...args } = a;
-      await saveCheckpoint(ckptDir, trainer, {
-        epoch: epoch + 1,
-        step: trainer.step,
-        emaUpdates: trainer.ema?.updates ?? 0,
-        optimizerStep: trainer.optimizer.stepCount,
+      const state: CheckpointState = {
+        ...checkpointBase(trainer, epoch + 1),
         bestMap,
         bestEpoch,
         args,
         categoryIds: train.categoryIds,
         labels: train.labels,
         config: cfg,
-      });
+      };
+      await saveCheckpoint(ckptDir, trainer, state, { model: cfg.name });
       appendFileSync(logPath, `${JSON.stringify(log)}\n`);
       epochs.push(log);
     }

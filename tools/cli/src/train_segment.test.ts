@@ -9,16 +9,19 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createEfficientDet } from '@effdet/effdet';
 import { encodePng } from '@effdet/effdet/node';
 import { Unet } from '@effdet/segmentation';
 import { loadSegmentationModel } from '@effdet/segmentation/node';
 import { vocPalette } from '@effdet/shapes';
 import { encodeIndexedPng, writeShapesDataset } from '@effdet/shapes/node';
-import { loadWeights } from '@effdet/weights/node';
+import { fromTfTensors, toFloat32 } from '@effdet/weights';
+import { loadWeights, writeSafetensorsFile } from '@effdet/weights/node';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   evaluateSegmentation,
   listSegmentationPairs,
+  loadEncoderWeights,
   loadSegmentationSample,
   parseTrainSegmentArgs,
   runTrainSegment,
@@ -154,6 +157,45 @@ describe('effdet train --task segment', () => {
     expect(ev.images).toBe(4);
     expect(Math.abs(ev.scores.meanIoU - r.bestMIoU)).toBeLessThan(0.02);
     model.dispose();
+  });
+
+  it('--encoder-weights starts the encoder from a detector checkpoint; --micro-batches splits the steps', async () => {
+    await tf.setBackend('wasm');
+    const det = createEfficientDet('test_efficientdet', { numClasses: 6, imageSize: [64, 64] }).materialize();
+    const sd = det.stateDict();
+    const raw = await fromTfTensors(sd);
+    tf.dispose(Object.values(sd));
+    det.dispose();
+    const detPath = join(dir, 'detector.safetensors');
+    await writeSafetensorsFile(detPath, raw);
+
+    const unet = new Unet({ encoderName: 'tu-test_efficientnet', classes: 7 }).materialize();
+    const before = tf.memory().numTensors;
+    const r = loadEncoderWeights(unet, raw, detPath);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(r.prefix).toBe('backbone.');
+    const name = 'conv_stem.weight';
+    expect(Array.from(unet.encoder.model.stateDict()[name]?.dataSync() ?? [])).toEqual(
+      Array.from(toFloat32(raw[`backbone.${name}`]!)),
+    );
+    // a checkpoint without the encoder: a clear error and the weights unchanged
+    const stem = Array.from(unet.encoder.model.conv_stem.weight.value.dataSync());
+    const partial = Object.fromEntries(Object.entries(raw).filter(([k]) => !k.includes('blocks.2.')));
+    expect(() => loadEncoderWeights(unet, partial, 'part.safetensors')).toThrow(
+      /--encoder-weights part.safetensors does not hold the test_efficientnet encoder: \d+ of its \d+ tensors are missing/,
+    );
+    expect(Array.from(unet.encoder.model.conv_stem.weight.value.dataSync())).toEqual(stem);
+    unet.dispose();
+
+    const out = join(dir, 'from-detector');
+    const lines: string[] = [];
+    const res = await runTrainSegment(
+      parseTrainSegmentArgs(argv(out, '--encoder-weights', detPath, '--micro-batches', '2', '--epochs', '1')),
+      { ...quiet, stderr: { write: (t: string) => lines.push(t) > 0, isTTY: false } },
+    );
+    expect(lines.join('')).toMatch(/encoder: \d+ tensors from .*detector.safetensors \(prefix 'backbone.'\)/);
+    expect(res.epochs).toHaveLength(1);
+    expect(Number.isFinite(res.epochs[0]?.loss)).toBe(true);
   });
 
   it('bad data stops the run naming the file; bad arguments are named', async () => {

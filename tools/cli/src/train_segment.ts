@@ -20,7 +20,6 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
-  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -40,11 +39,20 @@ import {
   toSmpConfig,
 } from '@effdet/segmentation';
 import { createRng, hashSeed } from '@effdet/shapes';
-import { fromTfTensors, type RawTensorMap } from '@effdet/weights';
+import type { RawTensorMap } from '@effdet/weights';
 import * as tf from '@tensorflow/tfjs-core';
 import { type BackendChoice, useBackend } from './backend.js';
 import { type CliIO, defaultIO } from './evaluate.js';
-import { formatDuration } from './progress.js';
+import {
+  type CheckpointBase,
+  checkpointBase,
+  EpochProgress,
+  loadCheckpoint,
+  moduleToRaw,
+  readResumeState,
+  saveCheckpoint,
+  trainerOptions,
+} from './train_common.js';
 
 export const TRAIN_SEGMENT_USAGE = `  train --task segment --encoder tu-<backbone> --root DIR --masks DIR --classes K --out DIR
                              [--arch unet|deeplabv3|deeplabv3plus] [--decoder-channels 256,128,64,32,16]
@@ -54,7 +62,7 @@ export const TRAIN_SEGMENT_USAGE = `  train --task segment --encoder tu-<backbon
                              [--seed 0] [--warmup-epochs 1] [--min-lr 0] [--schedule cosine|step] [--wd W]
                              [--momentum 0.9] [--nesterov] [--clip 10] [--ema-decay 0.999 | --no-ema]
                              [--freeze-encoder] [--scale-min 0.5] [--scale-max 1.5] [--no-flip] [--val-limit N]
-                             [--cache]
+                             [--cache] [--encoder-weights FILE] [--micro-batches K]
                              trains a segmentation model on images + class-id mask PNGs (same file names,
                              .png), --size crops / pads; validates the EMA model each epoch (per-class IoU,
                              mIoU, pixel accuracy), checkpoints to OUT/checkpoint (resumable), logs
@@ -76,6 +84,8 @@ export interface TrainSegmentArgs {
   labels?: string;
   out: string;
   weights?: string;
+  /** Encoder initialisation from any checkpoint holding the backbone (timm, smp, an effdet detector). */
+  encoderWeights?: string;
   epochs: number;
   batch: number;
   lr: number;
@@ -100,6 +110,8 @@ export interface TrainSegmentArgs {
   flip: boolean;
   valLimit?: number;
   cache: boolean;
+  /** Gradient accumulation: each batch in this many parts (default 1). */
+  microBatches?: number;
   /** Stop after this many epochs of this invocation (tests of resume); default: run to --epochs. */
   stopAfter?: number;
   /** Progress redrawn in place (default: stderr is a TTY). */
@@ -141,6 +153,7 @@ export function parseTrainSegmentArgs(argv: readonly string[]): TrainSegmentArgs
     'labels',
     'out',
     'weights',
+    'encoder-weights',
     'epochs',
     'batch',
     'lr',
@@ -161,6 +174,7 @@ export function parseTrainSegmentArgs(argv: readonly string[]): TrainSegmentArgs
     'scale-max',
     'val-limit',
     'stop-after',
+    'micro-batches',
   ];
   const flags = ['resume', 'nesterov', 'no-ema', 'freeze-encoder', 'no-flip', 'cache', 'help'];
   const { values: v, positionals } = parseArgs({
@@ -219,6 +233,7 @@ export function parseTrainSegmentArgs(argv: readonly string[]): TrainSegmentArgs
     labels: values.labels as string | undefined,
     out: String(values.out),
     weights: values.weights as string | undefined,
+    encoderWeights: values['encoder-weights'] as string | undefined,
     epochs: numberArg(values, 'epochs', 20, isPosInt, 'a positive integer'),
     batch: numberArg(values, 'batch', 8, isPosInt, 'a positive integer'),
     lr: numberArg(values, 'lr', opt === 'sgd' ? 0.01 : 1e-3, positive, 'a positive number'),
@@ -252,6 +267,7 @@ export function parseTrainSegmentArgs(argv: readonly string[]): TrainSegmentArgs
     valLimit: optional('val-limit', isPosInt, 'a positive integer'),
     cache: !!values.cache,
     stopAfter: optional('stop-after', isPosInt, 'a positive integer'),
+    microBatches: optional('micro-batches', isPosInt, 'a positive integer'),
   };
 }
 
@@ -348,79 +364,12 @@ export function readLabels(spec: string | undefined, classes: number): string[] 
 // ---------------------------------------------------------------------------------------------------------------
 // Weights, checkpoints, export
 
-async function toRaw(model: SegmentationModel): Promise<RawTensorMap> {
-  const tensors = model.stateDict();
-  try {
-    return await fromTfTensors(tensors);
-  } finally {
-    tf.dispose(Object.values(tensors));
-  }
-}
-
-interface SegmentCheckpoint {
-  epoch: number;
-  step: number;
-  emaUpdates: number;
-  optimizerStep: number;
+interface SegmentCheckpoint extends CheckpointBase {
   bestMIoU: number;
   bestEpoch: number;
   labels: string[];
   smpConfig: Record<string, unknown>;
   args: Omit<TrainSegmentArgs, 'resume' | 'stopAfter' | 'tty'>;
-}
-
-async function writeCheckpoint(
-  dir: string,
-  trainer: SegmentationTrainer,
-  state: SegmentCheckpoint,
-): Promise<void> {
-  const { writeSafetensorsFile } = await import('@effdet/weights/node');
-  const next = `${dir}.next`;
-  rmSync(next, { recursive: true, force: true });
-  mkdirSync(next, { recursive: true });
-  const meta = { config: JSON.stringify(state.smpConfig) };
-  await writeSafetensorsFile(join(next, 'model.safetensors'), await toRaw(trainer.model), meta);
-  if (trainer.ema)
-    await writeSafetensorsFile(join(next, 'ema.safetensors'), await toRaw(trainer.evalModel), meta);
-  const opt: RawTensorMap = Object.create(null);
-  for (const [name, t] of Object.entries(trainer.optimizer.stateDict().tensors))
-    opt[name] = {
-      dtype: 'float32',
-      shape: t.shape,
-      data: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
-    };
-  await writeSafetensorsFile(join(next, 'optimizer.safetensors'), opt);
-  writeFileSync(join(next, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
-  // the previous checkpoint survives a crash until the new one is complete
-  const prev = `${dir}.prev`;
-  rmSync(prev, { recursive: true, force: true });
-  if (existsSync(dir)) renameSync(dir, prev);
-  renameSync(next, dir);
-  rmSync(prev, { recursive: true, force: true });
-}
-
-async function readCheckpoint(
-  dir: string,
-  trainer: SegmentationTrainer,
-  state: SegmentCheckpoint,
-): Promise<void> {
-  const { loadWeights } = await import('@effdet/weights/node');
-  const { toFloat32 } = await import('@effdet/weights');
-  loadRawStateDict(trainer.model, await loadWeights(join(dir, 'model.safetensors')));
-  if (trainer.ema) {
-    const ema = join(dir, 'ema.safetensors');
-    if (existsSync(ema)) loadRawStateDict(trainer.evalModel, await loadWeights(ema));
-    else trainer.ema.copyFrom(trainer.model);
-  }
-  const raw = await loadWeights(join(dir, 'optimizer.safetensors'));
-  const tensors = Object.fromEntries(
-    Object.entries(raw).map(([k, t]) => [k, { shape: [...t.shape], data: toFloat32(t) }]),
-  );
-  trainer.loadState({
-    step: state.step,
-    emaUpdates: state.emaUpdates,
-    optimizer: { tensors, step: state.optimizerStep },
-  });
 }
 
 /**
@@ -437,7 +386,7 @@ export async function exportSegmentationModel(
   const { saveWeights } = await import('@effdet/weights/node');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const files = await saveWeights(await toRaw(model), join(dir, 'model.json'), {
+  const files = await saveWeights(await moduleToRaw(model), join(dir, 'model.json'), {
     format: 'tfjs',
     quantization: 'float16',
     modelName: `${model.arch.toLowerCase()}:${model.options.encoderName}`,
@@ -542,6 +491,45 @@ function buildModel(a: TrainSegmentArgs): SegmentationModel {
   return createSegmentationModel(a.arch, options as { encoderName: string });
 }
 
+/** Where a backbone's timm names sit in the checkpoints we know: smp, an effdet detector, a timm wrapper, bare. */
+const ENCODER_PREFIXES = ['encoder.model.', 'backbone.', 'model.', ''];
+
+/**
+ * Initialises the encoder (smp's `encoder.model.*`, a timm feature extractor) from a checkpoint that holds the
+ * same backbone under one of `ENCODER_PREFIXES`: a timm classifier, an smp model or an effdet detector (its
+ * `backbone.*`), e.g. to start a segmenter from a trained detector. Every encoder tensor must be found (with its
+ * shape) under one prefix; other tensors (heads, decoders) are ignored. Nothing changes on error.
+ */
+export function loadEncoderWeights(
+  model: SegmentationModel,
+  raw: RawTensorMap,
+  source: string,
+): { prefix: string; count: number } {
+  const target = model.encoder.model;
+  const want = [...target.namedState()].map(([n]) => n).filter((n) => !n.endsWith('num_batches_tracked'));
+  let best = { prefix: '', found: -1 };
+  for (const prefix of ENCODER_PREFIXES) {
+    const found = want.filter((n) => `${prefix}${n}` in raw).length;
+    if (found > best.found) best = { prefix, found };
+  }
+  if (best.found < want.length) {
+    const missing = want.filter((n) => !(`${best.prefix}${n}` in raw));
+    throw new Error(
+      `${CMD}: --encoder-weights ${source} does not hold the ${model.encoder.timmName} encoder: ` +
+        `${missing.length} of its ${want.length} tensors are missing under every known prefix ` +
+        `(${ENCODER_PREFIXES.map((p) => `'${p}'`).join(', ')}; best '${best.prefix}', first missing ` +
+        `${missing.slice(0, 3).join(', ')})`,
+    );
+  }
+  const picked: RawTensorMap = {};
+  for (const n of want) picked[n] = raw[`${best.prefix}${n}`];
+  for (const [n, t] of Object.entries(raw))
+    if (n.startsWith(best.prefix) && n.endsWith('num_batches_tracked'))
+      picked[n.slice(best.prefix.length)] = t;
+  loadRawStateDict(target, picked);
+  return { prefix: best.prefix, count: want.length };
+}
+
 /** Runs `effdet train --task segment`. Returns the per-epoch logs (also in OUT/log.jsonl). */
 export async function runTrainSegment(
   a: TrainSegmentArgs,
@@ -553,11 +541,7 @@ export async function runTrainSegment(
   const out = resolve(a.out);
   mkdirSync(out, { recursive: true });
   const ckptDir = join(out, 'checkpoint');
-  const saved =
-    a.resume && existsSync(join(ckptDir, 'state.json'))
-      ? (JSON.parse(readFileSync(join(ckptDir, 'state.json'), 'utf8')) as SegmentCheckpoint)
-      : null;
-  if (a.resume && !saved) io.stderr.write(`note: --resume: no checkpoint in ${ckptDir}, starting fresh\n`);
+  const saved = readResumeState<SegmentCheckpoint>(ckptDir, a.resume, io);
   const train = listSegmentationPairs(a.root, a.masks);
   const val =
     a.valRoot && a.valMasks ? listSegmentationPairs(a.valRoot, a.valMasks).slice(0, a.valLimit) : [];
@@ -583,25 +567,18 @@ export async function runTrainSegment(
       `loaded ${a.weights}${missing.length ? ` (${missing.length} tensors kept at init)` : ''}\n`,
     );
   }
+  if (a.encoderWeights && !saved) {
+    const { loadWeights } = await import('@effdet/weights/node');
+    const { prefix, count } = loadEncoderWeights(
+      model,
+      await loadWeights(a.encoderWeights),
+      a.encoderWeights,
+    );
+    io.stderr.write(`encoder: ${count} tensors from ${a.encoderWeights} (prefix '${prefix}')\n`);
+  }
   const stepsPerEpoch = Math.ceil(train.length / a.batch);
-  const totalSteps = stepsPerEpoch * a.epochs;
   const trainer = new SegmentationTrainer(model, {
-    optimizer: {
-      name: a.opt,
-      momentum: a.momentum,
-      nesterov: a.nesterov,
-      weightDecay: a.weightDecay,
-      clipGradNorm: a.clip,
-    },
-    schedule: {
-      lr: a.lr,
-      totalSteps,
-      warmupSteps: Math.round(a.warmupEpochs * stepsPerEpoch),
-      minLr: a.minLr,
-      kind: a.schedule,
-      milestones: [Math.round(totalSteps * 0.66), Math.round(totalSteps * 0.88)],
-    },
-    ema: a.emaDecay === null ? false : { decay: a.emaDecay },
+    ...trainerOptions(a, stepsPerEpoch),
     loss: { ignoreIndex: a.ignoreIndex, diceWeight: a.dice },
     freezeEncoder: a.freezeEncoder,
     validateTargets: false, // every mask is checked when it is read
@@ -610,7 +587,7 @@ export async function runTrainSegment(
   let bestMIoU = Number.NEGATIVE_INFINITY;
   let bestEpoch = -1;
   if (saved) {
-    await readCheckpoint(ckptDir, trainer, saved);
+    await loadCheckpoint(ckptDir, trainer, saved);
     startEpoch = saved.epoch;
     bestMIoU = saved.bestMIoU;
     bestEpoch = saved.bestEpoch;
@@ -645,9 +622,8 @@ export async function runTrainSegment(
   try {
     for (let epoch = startEpoch; epoch < lastEpoch; epoch++) {
       const order = epochOrder(train.length, a.seed, epoch);
-      const t0 = performance.now();
+      const progress = new EpochProgress(io, tty, epoch + 1, a.epochs, stepsPerEpoch);
       const sums = { loss: 0, crossEntropy: 0, dice: 0, steps: 0, images: 0 };
-      let shown = 0;
       let lr = trainer.lr;
       for (let s = 0; s < stepsPerEpoch; s++) {
         const imgs: RgbImage[] = [];
@@ -686,22 +662,18 @@ export async function runTrainSegment(
         sums.dice += r.dice;
         sums.steps++;
         sums.images += imgs.length;
-        const now = performance.now();
-        const done = s === stepsPerEpoch - 1;
-        if (done || now - shown > (tty ? 250 : 30000)) {
-          shown = now;
-          const rate = sums.images / ((now - t0) / 1000);
-          const filled = Math.round((20 * (s + 1)) / stepsPerEpoch);
-          const dice = a.dice > 0 ? ` dice ${(sums.dice / sums.steps).toFixed(4)}` : '';
-          const line =
-            `epoch ${epoch + 1}/${a.epochs} [${'#'.repeat(filled)}${'-'.repeat(20 - filled)}] ${s + 1}/${stepsPerEpoch} ` +
-            `loss ${(sums.loss / sums.steps).toFixed(4)} (ce ${(sums.crossEntropy / sums.steps).toFixed(4)}${dice}) ` +
-            `lr ${r.lr.toExponential(2)} ${rate.toFixed(2)} img/s ETA ${formatDuration((train.length - sums.images) / rate)}`;
-          io.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
-        }
+        const dice = a.dice > 0 ? ` dice ${(sums.dice / sums.steps).toFixed(4)}` : '';
+        progress.update(
+          s,
+          sums.loss / sums.steps,
+          `ce ${(sums.crossEntropy / sums.steps).toFixed(4)}${dice}`,
+          r.lr,
+          sums.images,
+          train.length - sums.images,
+        );
       }
-      if (tty) io.stderr.write('\n');
-      const seconds = (performance.now() - t0) / 1000;
+      progress.end();
+      const seconds = progress.seconds;
       const log: SegmentEpochLog = {
         epoch: epoch + 1,
         step: trainer.step,
@@ -736,17 +708,15 @@ export async function runTrainSegment(
           trainSize: a.size,
         });
       }
-      await writeCheckpoint(ckptDir, trainer, {
-        epoch: epoch + 1,
-        step: trainer.step,
-        emaUpdates: trainer.ema?.updates ?? 0,
-        optimizerStep: trainer.optimizer.stepCount,
+      const state: SegmentCheckpoint = {
+        ...checkpointBase(trainer, epoch + 1),
         bestMIoU,
         bestEpoch,
         labels,
         smpConfig,
         args: savedArgs,
-      });
+      };
+      await saveCheckpoint(ckptDir, trainer, state, { config: JSON.stringify(smpConfig) });
       appendFileSync(logPath, `${JSON.stringify(log)}\n`);
       epochs.push(log);
     }
