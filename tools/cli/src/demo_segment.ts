@@ -124,8 +124,7 @@ export async function runSegmentDemo(options: SegmentDemoOptions): Promise<Segme
     );
     const { width, height } = SHAPES_UNET.scene;
     for (const item of iterateDataset({
-      width,
-      height,
+      ...SHAPES_UNET.scene,
       count,
       seed,
       split: DEMO_SPLIT,
