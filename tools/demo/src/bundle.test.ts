@@ -13,8 +13,9 @@ const UNUSED_PARTS: [string, string, string][] = [
   [
     '@effdet/effdet DetectionTrainer',
     'packages/effdet/dist/trainer.js',
-    'DetectionTrainer: options.schedule',
+    'need one boxes and one classes entry per image',
   ],
+  ['@effdet/layers Trainer', 'packages/layers/dist/trainer.js', 'options.microBatches must be an integer'],
   ['@effdet/weights .pth unpickler', 'packages/weights/dist/pickle.js', 'unpickle'],
   [
     '@effdet/weights TF checkpoints',
