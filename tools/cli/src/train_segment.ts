@@ -523,9 +523,6 @@ export function loadEncoderWeights(
   }
   const picked: RawTensorMap = {};
   for (const n of want) picked[n] = raw[`${best.prefix}${n}`];
-  for (const [n, t] of Object.entries(raw))
-    if (n.startsWith(best.prefix) && n.endsWith('num_batches_tracked'))
-      picked[n.slice(best.prefix.length)] = t;
   loadRawStateDict(target, picked);
   return { prefix: best.prefix, count: want.length };
 }
