@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { registerTrainingKernels } from './grad.js';
-import { SUPPLIED_GRADIENTS } from './gradients.js';
+import { channelSum, SUPPLIED_GRADIENTS } from './gradients.js';
 
 function values(n: number, seed: number, lo = -1, hi = 1): Float32Array {
   const out = new Float32Array(n);
@@ -188,6 +188,9 @@ const CASES: Case[] = [
         'same',
       ),
   },
+  // 2 * 32 * 32 = 2048 rows: the matMul path of channelSum (its own gradient, a broadcast)
+  { name: 'channelSum (matMul path)', inputs: [{ shape: [2, 32, 32, 3] }], f: (x) => channelSum(x!) },
+  { name: 'channelSum (sum path)', inputs: [{ shape: [2, 4, 4, 3] }], f: (x) => channelSum(x!) },
 ];
 
 for (const backend of ['cpu', 'wasm']) {
@@ -213,6 +216,34 @@ for (const backend of ['cpu', 'wasm']) {
         'ResizeNearestNeighbor',
       ])
         expect(SUPPLIED_GRADIENTS).toContain(k);
+    });
+
+    it('channelSum equals the sum over the leading axes on both of its paths', () => {
+      for (const shape of [
+        [2, 4, 4, 5],
+        [4, 32, 32, 7],
+        [3, 1000, 2],
+      ]) {
+        const x = tf.tensor(
+          values(
+            shape.reduce((a, b) => a * b, 1),
+            shape.length,
+          ),
+          shape,
+        );
+        const before = tf.memory().numTensors;
+        const got = channelSum(x);
+        expect(tf.memory().numTensors).toBe(before + 1);
+        const want = tf.sum(
+          x,
+          shape.slice(0, -1).map((_, i) => i),
+        );
+        expect(got.shape).toEqual([shape[shape.length - 1]]);
+        const g = got.dataSync();
+        const w = want.dataSync();
+        for (let i = 0; i < w.length; i++) expect(Math.abs(g[i]! - w[i]!)).toBeLessThan(1e-6 * x.size);
+        tf.dispose([x, got, want]);
+      }
     });
 
     CASES.forEach((c, ci) => {

@@ -19,15 +19,34 @@ type Attrs = Record<string, any>;
 type GradMap = Record<string, () => T> | (() => T)[];
 type GradFn = (dy: T | T[], saved: T[], attrs: Attrs) => GradMap;
 
+/** Rows from which `channelSum` reduces with a matMul rather than a sum over the leading axis. */
+const MATMUL_SUM_MIN_ROWS = 1024;
+
 /**
- * Sums an NHWC-like tensor over every axis but the last: `[..., C] -> [C]`, as one reduction over a
- * `[N, C]` view. (A ones-vector matMul looks faster in micro-benchmarks that reuse one tensor, but
- * wasm's matMul re-packs a fresh right-hand operand on every call, which makes it 3x slower in training.)
+ * Sums an NHWC-like tensor over every axis but the last: `[..., C] -> [C]`, seen as `[N, C]`. For large `N`
+ * this is `x^T . ones(N, 1)`: wasm reduces a leading axis by transposing first, 3-9x slower than the matMul
+ * with `x` as the transposed left operand (measured on fresh tensors as in training; with `x` as the
+ * right-hand operand matMul re-packs it on every call and loses). Small `N` keeps the plain sum.
  */
 export function channelSum(x: T): T {
   const c = x.shape[x.rank - 1] as number;
-  return tf.sum(tf.reshape(x, [x.size / c, c]), 0);
+  const n = x.size / c;
+  if (n < MATMUL_SUM_MIN_ROWS) return tf.tidy(() => tf.sum(tf.reshape(x, [n, c]), 0));
+  return matMulChannelSum(x);
 }
+
+// Its gradient broadcasts dy back (as Sum's does), not the matMul's outer product with the ones vector.
+const matMulChannelSum: (x: T) => T = tf.customGrad(((x: T) => {
+  const c = x.shape[x.rank - 1] as number;
+  const n = x.size / c;
+  const value = tf.tidy(() =>
+    tf.reshape(tf.matMul(tf.reshape(x, [n, c]), tf.ones([n, 1]), true, false), [c]),
+  );
+  return {
+    value,
+    gradFunc: (dy: T) => tf.reshape(tf.mul(tf.reshape(dy, [1, c]), tf.ones([n, c])), x.shape),
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]);
 
 /** Sums `dy` over the axes along which `shape` was broadcast, then reshapes to `shape`. */
 export function reduceToShape(dy: T, shape: readonly number[]): T {
