@@ -65,6 +65,7 @@ export type {
   MaskMode,
   MaskPrediction,
   MaskPredictor,
+  MaskTta,
   OverlayOptions,
   PredictMaskOptions,
 } from './predict.js';

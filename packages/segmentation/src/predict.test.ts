@@ -104,6 +104,51 @@ describe('predictMask', () => {
     ml.dispose();
   });
 
+  it('tta averages the probabilities of flipped / rotated views, each brought back to the image', async () => {
+    const m = new Unet({
+      encoderName: 'tu-test_efficientnet',
+      decoderChannels: [16, 16, 16, 16, 16],
+      classes: 3,
+    }).eval();
+    const image = tf.randomUniform([24, 40, 3], 0, 256, 'int32') as tf.Tensor3D;
+    const at = async (img: tf.Tensor3D, tta?: 'hflip' | 'flip' | 'd4', inputSize?: [number, number]) => {
+      const r = await m.predictMask(img, { probabilities: true, tta, inputSize });
+      return { r, p: tf.tensor3d(r.probabilities!, [r.height, r.width, 3]) };
+    };
+    const close = (a: tf.Tensor, b: tf.Tensor) =>
+      expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]).toBeLessThan(1e-5);
+
+    // hflip = mean of the image and its mirror (mirrored back)
+    const plain = await at(image);
+    const mirrored = await at(tf.reverse(image, 1));
+    const before = tf.memory().numTensors;
+    const h = await at(image, 'hflip');
+    expect(tf.memory().numTensors).toBe(before + 1); // only the test's own probability tensor
+    close(h.p, tf.div(tf.add(plain.p, tf.reverse(mirrored.p, 1)), 2));
+    // the mask is the argmax of the averaged probabilities
+    expect(Array.from(h.r.mask)).toEqual(Array.from(tf.argMax(h.p, -1).dataSync()));
+    expect(Array.from(h.r.mask)).not.toEqual(Array.from(plain.r.mask));
+
+    // flip (4 views) and d4 (8 views) average over a group: transforming the image by one of its elements gives
+    // the same average, transformed. d4 on a non-square image runs the rotated views at the transposed size.
+    const f = await at(image, 'flip');
+    const fUpsideDown = await at(tf.reverse(image, 0), 'flip');
+    close(f.p, tf.reverse(fUpsideDown.p, 0));
+    for (const inputSize of [undefined, [64, 32] as [number, number]]) {
+      const d = await at(image, 'd4', inputSize);
+      const dT = await at(tf.transpose(image, [1, 0, 2]), 'd4', inputSize && [inputSize[1], inputSize[0]]);
+      const dR = await at(tf.reverse(image, [0, 1]), 'd4', inputSize);
+      expect([d.r.height, d.r.width, d.r.mask.length]).toEqual([24, 40, 960]);
+      close(d.p, tf.transpose(dT.p, [1, 0, 2]));
+      close(d.p, tf.reverse(dR.p, [0, 1]));
+    }
+    await expect(m.predictMask(image, { tta: 'rot' as never })).rejects.toThrow(
+      `predictMask: tta must be 'none', 'hflip', 'flip' or 'd4', got "rot"`,
+    );
+    image.dispose();
+    m.dispose();
+  });
+
   it('rejects DeepLab input sizes the output stride does not divide', async () => {
     const m = new DeepLabV3Plus({ encoderName: 'tu-test_efficientnet', decoderChannels: 16, classes: 2 });
     const image = tf.zeros([40, 40, 3]) as tf.Tensor3D;

@@ -22,6 +22,40 @@ export interface MaskPredictor {
   segmentLogits(x: tf.Tensor4D): tf.Tensor4D;
 }
 
+/** Test-time augmentation of `predictMask`: the views it averages over. */
+export type MaskTta = 'none' | 'hflip' | 'flip' | 'd4';
+
+/**
+ * A view of an image: transposed (H and W swapped) first when `t`, then mirrored along W when `w`, along H
+ * when `h`. The 8 combinations are the symmetries of the square (D4).
+ */
+interface View {
+  t: boolean;
+  w: boolean;
+  h: boolean;
+}
+
+const TTA_VIEWS: Record<MaskTta, View[]> = {
+  none: [{ t: false, w: false, h: false }],
+  hflip: [false, true].map((w) => ({ t: false, w, h: false })),
+  flip: [false, true].flatMap((h) => [false, true].map((w) => ({ t: false, w, h }))),
+  d4: [false, true].flatMap((t) => [false, true].flatMap((h) => [false, true].map((w) => ({ t, w, h })))),
+};
+
+function toView(x: tf.Tensor4D, v: View): tf.Tensor4D {
+  let y = v.t ? (tf.transpose(x, [0, 2, 1, 3]) as tf.Tensor4D) : x;
+  if (v.w) y = tf.reverse(y, 2);
+  if (v.h) y = tf.reverse(y, 1);
+  return y;
+}
+
+function fromView(y: tf.Tensor4D, v: View): tf.Tensor4D {
+  let x = y;
+  if (v.h) x = tf.reverse(x, 1);
+  if (v.w) x = tf.reverse(x, 2);
+  return v.t ? (tf.transpose(x, [0, 2, 1, 3]) as tf.Tensor4D) : x;
+}
+
 /** How logits become a mask (smp's loss modes). */
 export type MaskMode = 'multiclass' | 'binary' | 'multilabel';
 
@@ -37,6 +71,14 @@ export interface PredictMaskOptions {
   threshold?: number;
   /** Also return the per-pixel probabilities (softmax for multiclass, sigmoid otherwise). */
   probabilities?: boolean;
+  /**
+   * Test-time augmentation (as ttach's transforms for smp): the image is also run flipped / rotated, each view's
+   * output brought back to the image, and the probabilities averaged (the mask is taken from the average).
+   * 'hflip': 2 views (as is, mirrored left-right); 'flip': 4 (and upside down, and both); 'd4': 8 (the four
+   * rotations by 90 degrees, each also mirrored). Rotated views of a non-square image run at the transposed
+   * size. Default none: one view, the mask from the logits.
+   */
+  tta?: MaskTta;
   /** Normalisation override (default: the model's, from its encoder's pretrained config). */
   mean?: readonly [number, number, number];
   std?: readonly [number, number, number];
@@ -113,6 +155,12 @@ export async function predictMask(
     () =>
       `${where}: images are RGB; this model takes ${model.inChannels} input channels (call forward with a tensor)`,
   );
+  const tta = options.tta ?? 'none';
+  check(
+    Object.hasOwn(TTA_VIEWS, tta),
+    () => `${where}: tta must be 'none', 'hflip', 'flip' or 'd4', got ${JSON.stringify(options.tta)}`,
+  );
+  const views = TTA_VIEWS[tta];
   const mean = triple(options.mean ?? model.mean, 'mean', where);
   const std = triple(options.std ?? model.std, 'std', where);
   let runSize: [number, number];
@@ -134,6 +182,11 @@ export async function predictMask(
       runSize[0] === f[0] && runSize[1] === f[1],
       () => `${where}: this model only runs at ${f[0]}x${f[1]}, got inputSize ${runSize[0]}x${runSize[1]}`,
     );
+    check(
+      tta !== 'd4' || f[0] === f[1],
+      () =>
+        `${where}: tta 'd4' runs rotated views at the transposed size; this model only runs at ${f[0]}x${f[1]}`,
+    );
   } else if (resized) {
     const d = model.inputDivisor;
     check(
@@ -143,34 +196,59 @@ export async function predictMask(
     );
   }
 
-  const outs = tf.tidy(() => {
-    const img = tf.cast(imageToTensor(image, where), 'float32') as tf.Tensor3D;
-    const norm = tf.div(tf.sub(tf.div(img, 255), tf.tensor1d(mean)), tf.tensor1d(std)) as tf.Tensor3D;
-    let x = tf.expandDims(norm, 0) as tf.Tensor4D;
-    if (resized) x = tf.image.resizeBilinear(x, runSize, false, true);
-    else if (runSize[0] !== height || runSize[1] !== width) {
-      x = tf.pad(x, [
+  const [runH, runW] = runSize;
+  /** Logits of one view `[1, h, w, C]` (h x w: the view's size) at the view's own size. */
+  const viewLogits = (x: tf.Tensor4D, transposed: boolean): tf.Tensor4D => {
+    const [, h, w] = x.shape;
+    const d = model.inputDivisor;
+    const size: [number, number] = !resized
+      ? [Math.ceil(h / d) * d, Math.ceil(w / d) * d]
+      : transposed
+        ? [runW, runH]
+        : [runH, runW];
+    let y = x;
+    if (resized) y = tf.image.resizeBilinear(y, size, false, true);
+    else if (size[0] !== h || size[1] !== w) {
+      y = tf.pad(y, [
         [0, 0],
-        [0, runSize[0] - height],
-        [0, runSize[1] - width],
+        [0, size[0] - h],
+        [0, size[1] - w],
         [0, 0],
       ]);
     }
-    let logits = model.segmentLogits(x);
-    if (resized) {
-      logits = tf.image.resizeBilinear(logits, [height, width], false, true);
-    } else {
-      if (logits.shape[1] !== runSize[0] || logits.shape[2] !== runSize[1]) {
-        logits = tf.image.resizeBilinear(logits, runSize, false, true);
-      }
-      logits = tf.slice(logits, [0, 0, 0, 0], [1, height, width, C]);
+    let logits = model.segmentLogits(y);
+    if (resized) return tf.image.resizeBilinear(logits, [h, w], false, true);
+    if (logits.shape[1] !== size[0] || logits.shape[2] !== size[1]) {
+      logits = tf.image.resizeBilinear(logits, size, false, true);
     }
-    const logits3 = tf.squeeze(logits, [0]) as tf.Tensor3D;
-    const probs = mode === 'multiclass' ? tf.softmax(logits3, -1) : tf.sigmoid(logits3);
-    const mask =
-      mode === 'binary'
-        ? tf.cast(tf.greaterEqual(tf.squeeze(probs, [2]), threshold), 'int32')
-        : tf.argMax(logits3, -1);
+    return tf.slice(logits, [0, 0, 0, 0], [1, h, w, C]);
+  };
+  const activate = (logits: tf.Tensor3D): tf.Tensor3D =>
+    mode === 'multiclass' ? tf.softmax(logits, -1) : tf.sigmoid(logits);
+
+  const outs = tf.tidy(() => {
+    const img = tf.cast(imageToTensor(image, where), 'float32') as tf.Tensor3D;
+    const norm = tf.div(tf.sub(tf.div(img, 255), tf.tensor1d(mean)), tf.tensor1d(std)) as tf.Tensor3D;
+    const x = tf.expandDims(norm, 0) as tf.Tensor4D;
+    let probs: tf.Tensor3D;
+    let mask: tf.Tensor;
+    if (views.length === 1) {
+      const logits3 = tf.squeeze(viewLogits(x, false), [0]) as tf.Tensor3D;
+      probs = activate(logits3);
+      mask =
+        mode === 'binary'
+          ? tf.cast(tf.greaterEqual(tf.squeeze(probs, [2]), threshold), 'int32')
+          : tf.argMax(logits3, -1);
+    } else {
+      const each = views.map((v) =>
+        activate(tf.squeeze(fromView(viewLogits(toView(x, v), v.t), v), [0]) as tf.Tensor3D),
+      );
+      probs = tf.div(tf.addN(each), views.length) as tf.Tensor3D;
+      mask =
+        mode === 'binary'
+          ? tf.cast(tf.greaterEqual(tf.squeeze(probs, [2]), threshold), 'int32')
+          : tf.argMax(probs, -1);
+    }
     const labels = mode === 'multilabel' ? tf.cast(tf.greaterEqual(probs, threshold), 'int32') : null;
     const out: tf.Tensor[] = [mask];
     if (labels) out.push(labels);

@@ -7,18 +7,30 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ConfusionMatrix, overlayMask, predictMask, type SegmentationModel } from '@effdet/segmentation';
+import {
+  ConfusionMatrix,
+  type MaskTta,
+  overlayMask,
+  type PredictMaskOptions,
+  predictMask,
+  type SegmentationModel,
+} from '@effdet/segmentation';
 import { iterateDataset, type Scene, type SceneOptions } from '@effdet/shapes';
 import { type CliIO, defaultIO } from './evaluate.js';
 import { shippedLabels, shippedModelDir } from './shipped.js';
 
 /**
- * The shipped U-Net: its folder under `models/` and the scenes it was trained on
- * (`make-shapes --size 96 --min-size 16 --max-objects 6`, the shipped detector's settings at 96 px).
+ * The shipped U-Net: its folder under `models/`, the scenes it was trained on (`make-shapes --size 96
+ * --min-size 16 --max-objects 6`) and the size its network runs at on them: `inputSize` `[height, width]`
+ * (`predictMask`'s option: the 96 px scene is enlarged 5/3 bilinearly, the logits brought back to 96 px). At that
+ * scale the objects (16-58 px) span 27-96 px, the sizes its encoder learned in the shipped detector (22-96 px
+ * scenes of 128 px); the U-Net was trained on 1.35-2x enlargements (see models/shapes-unet/README.md).
  */
 export const SHAPES_UNET = {
   folder: 'shapes-unet',
   scene: { width: 96, height: 96, minSize: 16, maxObjects: 6 },
+  inputSize: [160, 160] as const,
+  tta: 'd4',
 } as const;
 
 /** Split names of the demo's scenes: no `make-shapes` split ('train' / 'val') shares their seeds. */
@@ -36,6 +48,10 @@ export interface SegmentDemoOptions {
   val?: number;
   /** Model folder (default: the shipped `models/shapes-unet`). */
   model?: string;
+  /** Network input size `[height, width]` (default `SHAPES_UNET.inputSize`; null: the scene's own size). */
+  inputSize?: readonly [number, number] | null;
+  /** Test-time augmentation (default `SHAPES_UNET.tta`; 'none': one view). */
+  tta?: MaskTta;
   io?: CliIO;
 }
 
@@ -86,13 +102,32 @@ function sideBySide(panels: Uint8Array[], width: number, height: number, scale: 
   return out;
 }
 
-/** mIoU / pixel accuracy of `model` on `count` fresh scenes (`seed`), one confusion matrix over all pixels. */
+/** `predictMask` options: a network input size and test-time augmentation (undefined: the shipped model's). */
+function runOptions(
+  inputSize: readonly [number, number] | null | undefined,
+  tta: MaskTta | undefined,
+): PredictMaskOptions {
+  const size = inputSize === undefined ? SHAPES_UNET.inputSize : inputSize;
+  return { ...(size ? { inputSize: size } : {}), tta: tta ?? SHAPES_UNET.tta };
+}
+
+/**
+ * mIoU / pixel accuracy of `model` on `count` fresh scenes (`seed`), one confusion matrix over all pixels. The
+ * network runs at `inputSize` (default `SHAPES_UNET.inputSize`; null: each scene's own size).
+ */
 export async function evaluateShapesUnet(
   model: SegmentationModel,
-  options: { count: number; seed: number; scene?: SceneOptions },
+  options: {
+    count: number;
+    seed: number;
+    scene?: SceneOptions;
+    inputSize?: readonly [number, number] | null;
+    tta?: MaskTta;
+  },
 ) {
   const cm = new ConfusionMatrix(model.numClasses);
   const scene = options.scene ?? SHAPES_UNET.scene;
+  const run = runOptions(options.inputSize, options.tta);
   for (const item of iterateDataset({
     ...scene,
     count: options.count,
@@ -101,7 +136,7 @@ export async function evaluateShapesUnet(
     segmentation: false,
   })) {
     const s: Scene = item.scene;
-    const p = await predictMask(model, { data: s.rgb, width: s.width, height: s.height });
+    const p = await predictMask(model, { data: s.rgb, width: s.width, height: s.height }, run);
     cm.update(p.mask, s.semantic);
   }
   return cm.scores();
@@ -118,9 +153,10 @@ export async function runSegmentDemo(options: SegmentDemoOptions): Promise<Segme
   mkdirSync(out, { recursive: true });
   const files: string[] = [];
   const C = model.numClasses;
+  const run = runOptions(options.inputSize, options.tta);
   try {
     io.stdout.write(
-      `effdet demo --task segment: ${model.arch} ${model.options.encoderName} (${model.numParams().toLocaleString('en-US')} parameters, ${dir}); scenes from seed ${seed}\n`,
+      `effdet demo --task segment: ${model.arch} ${model.options.encoderName} (${model.numParams().toLocaleString('en-US')} parameters, ${dir}); scenes from seed ${seed}, network input ${run.inputSize ? [run.inputSize].flat().join('x') : 'the scene size'}, test-time augmentation ${run.tta}\n`,
     );
     const { width, height } = SHAPES_UNET.scene;
     for (const item of iterateDataset({
@@ -132,7 +168,7 @@ export async function runSegmentDemo(options: SegmentDemoOptions): Promise<Segme
     })) {
       const s = item.scene;
       const t0 = performance.now();
-      const p = await predictMask(model, { data: s.rgb, width: s.width, height: s.height });
+      const p = await predictMask(model, { data: s.rgb, width: s.width, height: s.height }, run);
       const ms = performance.now() - t0;
       const panels = [
         s.rgb,
@@ -158,7 +194,12 @@ export async function runSegmentDemo(options: SegmentDemoOptions): Promise<Segme
     let scores = { meanIoU: Number.NaN, pixelAccuracy: Number.NaN, iou: [] as number[] };
     if (val > 0) {
       const t0 = performance.now();
-      scores = await evaluateShapesUnet(model, { count: val, seed });
+      scores = await evaluateShapesUnet(model, {
+        count: val,
+        seed,
+        inputSize: options.inputSize,
+        tta: options.tta,
+      });
       io.stdout.write(
         `fresh validation set (${val} images ${width}x${height}, seed ${seed}, ${((performance.now() - t0) / 1000).toFixed(1)} s): ` +
           `mIoU ${scores.meanIoU.toFixed(4)}  pixel accuracy ${scores.pixelAccuracy.toFixed(4)}\n` +

@@ -69,7 +69,9 @@ describeWithFixture(
       }
       // the model may also come from the weights' metadata; text output names the image and the classes
       const t = capture();
-      expect(await runSegment([image, '--weights', weights, '--input-size', '64x96'], t.io)).toBe(0);
+      expect(
+        await runSegment([image, '--weights', weights, '--input-size', '64x96', '--tta', 'd4'], t.io),
+      ).toBe(0);
       expect(t.out()).toMatch(/square\.png \(100x60, network 96x64\) in \d+ ms\n {2}class \d: \d+\.\d%/);
     });
   },
@@ -89,6 +91,9 @@ describe('effdet segment arguments', () => {
     await expect(
       runSegment([image, '--model', 'unet:tu-test_efficientnet', '--input-size', '64by64'], c.io),
     ).rejects.toThrow("effdet segment: --input-size must be N or HxW (height x width), got '64by64'");
+    await expect(
+      runSegment([image, '--model', 'unet:tu-test_efficientnet', '--tta', 'rot90'], c.io),
+    ).rejects.toThrow("effdet segment: --tta must be none, hflip, flip or d4, got 'rot90'");
     await expect(
       runSegment([image, '--model', 'unet:tu-test_efficientnet', '--options', '{x'], c.io),
     ).rejects.toThrow(/--options must be a JSON object, got '\{x'/);

@@ -1,16 +1,18 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { MaskTta } from '@effdet/segmentation';
 import { loadSegmentationModel, maskPng, overlayPng, predictMaskFile } from '@effdet/segmentation/node';
 import { type BackendChoice, useBackend } from './backend.js';
 
 export const SEGMENT_USAGE = `  segment <images...>        [--model SPEC] [--weights W] [--out DIR] [--classes N] [--options JSON]
-                             [--input-size N|HxW] [--threshold 0.5] [--alpha 0.5] [--json]: a class map per
+                             [--input-size N|HxW] [--tta none|hflip|flip|d4] [--threshold 0.5] [--alpha 0.5]
+                             [--json]: a class map per
                              image at its own size; SPEC is unet:tu-<backbone>, deeplabv3:tu-<backbone>,
                              deeplabv3plus:tu-<backbone>, efficientdet:<config>, an smp config.json or its folder
                              (default: the arch / encoder in the weights' metadata); --options takes smp keyword
                              arguments as JSON ({"encoder_depth": 4}); --out writes NAME.seg.png (overlay) and
-                             NAME.mask.png (class colours)
+                             NAME.mask.png (class colours); --tta averages flipped / rotated views (d4: all 8)
 `;
 
 export interface SegmentIO {
@@ -105,6 +107,7 @@ export async function runSegment(argv: string[], io: SegmentIO = defaultIO): Pro
       classes: { type: 'string' },
       options: { type: 'string' },
       'input-size': { type: 'string' },
+      tta: { type: 'string', default: 'none' },
       threshold: { type: 'string' },
       alpha: { type: 'string' },
       json: { type: 'boolean' },
@@ -124,6 +127,10 @@ export async function runSegment(argv: string[], io: SegmentIO = defaultIO): Pro
   const threshold = unitFloat(values.threshold, 'threshold');
   const alpha = unitFloat(values.alpha, 'alpha');
   const inputSize = inputSizeOf(values['input-size']);
+  const tta = values.tta as MaskTta;
+  if (!['none', 'hflip', 'flip', 'd4'].includes(tta)) {
+    throw new Error(`effdet segment: --tta must be none, hflip, flip or d4, got '${tta}'`);
+  }
   const extra = optionsOf(values.options);
   await useBackend(values.backend as BackendChoice);
   const model = await loadSegmentationModel(values.model, {
@@ -139,7 +146,7 @@ export async function runSegment(argv: string[], io: SegmentIO = defaultIO): Pro
     if (values.out) await mkdir(values.out, { recursive: true });
     for (const path of positionals) {
       const t0 = performance.now();
-      const { image, prediction } = await predictMaskFile(model, path, { inputSize, threshold });
+      const { image, prediction } = await predictMaskFile(model, path, { inputSize, threshold, tta });
       const ms = performance.now() - t0;
       const counts = new Map<number, number>();
       for (const c of prediction.mask) counts.set(c, (counts.get(c) ?? 0) + 1);

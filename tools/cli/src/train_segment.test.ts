@@ -196,6 +196,23 @@ describe('effdet train --task segment', () => {
     expect(lines.join('')).toMatch(/encoder: \d+ tensors from .*detector.safetensors \(prefix 'backbone.'\)/);
     expect(res.epochs).toHaveLength(1);
     expect(Number.isFinite(res.epochs[0]?.loss)).toBe(true);
+
+    // --grow-decoder: that run's decoder (16, 8, 8) widened to 24, 16, 8 and trained on
+    const grownLines: string[] = [];
+    const grown = await runTrainSegment(
+      parseTrainSegmentArgs(
+        argv(
+          join(dir, 'grown'),
+          '--weights',
+          join(out, 'checkpoint', 'ema.safetensors'),
+          '--grow-decoder',
+        ).concat(['--decoder-channels', '24,16,8', '--epochs', '1']),
+      ),
+      { ...quiet, stderr: { write: (t: string) => grownLines.push(t) > 0, isTTY: false } },
+    );
+    expect(grownLines.join('')).toMatch(/grew the decoder of .*ema\.safetensors: \d+ tensors widened/);
+    expect(Number.isFinite(grown.epochs[0]?.loss)).toBe(true);
+    expect(grown.smpConfig.decoder_channels).toEqual([24, 16, 8]);
   });
 
   it('bad data stops the run naming the file; bad arguments are named', async () => {
@@ -260,6 +277,15 @@ describe('effdet train --task segment', () => {
       /--ignore-index must be an integer in 0..255/,
     );
     expect(() => parseTrainSegmentArgs(argv('x', '--arch', 'fpn'))).toThrow(/unknown architecture 'fpn'/);
+    expect(parseTrainSegmentArgs(argv('x', '--val-input-size', '64x96')).valInputSize).toEqual([64, 96]);
+    expect(parseTrainSegmentArgs(argv('x', '--val-input-size', '64')).valInputSize).toEqual([64, 64]);
+    expect(parseTrainSegmentArgs(argv('x')).valInputSize).toBeUndefined();
+    expect(() => parseTrainSegmentArgs(argv('x', '--grow-decoder'))).toThrow(
+      '--grow-decoder needs --weights (the checkpoint whose decoder it widens)',
+    );
+    expect(() => parseTrainSegmentArgs(argv('x', '--val-input-size', '0'))).toThrow(
+      "--val-input-size must be N or HxW (height x width, positive integers), got '0'",
+    );
     const help: string[] = [];
     await runTrainSegmentCommand(['train', '--task', 'segment', '--help'], {
       ...quiet,

@@ -43,6 +43,7 @@ import type { RawTensorMap } from '@effdet/weights';
 import * as tf from '@tensorflow/tfjs-core';
 import { type BackendChoice, useBackend } from './backend.js';
 import { type CliIO, defaultIO } from './evaluate.js';
+import { growUnetDecoder } from './grow_decoder.js';
 import {
   type CheckpointBase,
   checkpointBase,
@@ -62,13 +63,16 @@ export const TRAIN_SEGMENT_USAGE = `  train --task segment --encoder tu-<backbon
                              [--seed 0] [--warmup-epochs 1] [--min-lr 0] [--schedule cosine|step] [--wd W]
                              [--momentum 0.9] [--nesterov] [--clip 10] [--ema-decay 0.999 | --no-ema]
                              [--freeze-encoder] [--scale-min 0.5] [--scale-max 1.5] [--no-flip] [--val-limit N]
-                             [--cache] [--encoder-weights FILE] [--micro-batches K]
+                             [--val-input-size N|HxW] [--cache] [--encoder-weights FILE] [--micro-batches K]
+                             [--grow-decoder]
                              trains a segmentation model on images + class-id mask PNGs (same file names,
                              .png), --size crops / pads; validates the EMA model each epoch (per-class IoU,
                              mIoU, pixel accuracy), checkpoints to OUT/checkpoint (resumable), logs
                              OUT/log.jsonl, exports the best model to OUT/best (TF.js float16, labels.json,
                              the smp config in its metadata); --labels takes names, a JSON list or a COCO file
-                             (class 0 = background, then the categories by id)
+                             (class 0 = background, then the categories by id); --grow-decoder widens the
+                             U-Net decoder of --weights to --decoder-channels without changing its output;
+                             --val-input-size runs validation at that network size (logits resized back)
 `;
 
 export interface TrainSegmentArgs {
@@ -109,6 +113,16 @@ export interface TrainSegmentArgs {
   scaleMax: number;
   flip: boolean;
   valLimit?: number;
+  /**
+   * Validation runs the network at this size `[height, width]` (images resized bilinearly, logits resized back:
+   * `predictMask`'s `inputSize`); default each image's own size.
+   */
+  valInputSize?: [number, number];
+  /**
+   * `--weights` holds a U-Net whose decoder is narrower than `decoderChannels`: widen it without changing its
+   * output (`growUnetDecoder`) and train on from there.
+   */
+  growDecoder: boolean;
   cache: boolean;
   /** Gradient accumulation: each batch in this many parts (default 1). */
   microBatches?: number;
@@ -119,6 +133,20 @@ export interface TrainSegmentArgs {
 }
 
 const CMD = 'effdet train --task segment';
+
+/** `N` (square) or `HxW` (height x width), both positive integers. */
+function sizeArg(v: string | boolean | undefined, name: string): [number, number] | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d+)(?:x(\d+))?$/.exec(String(v));
+  const h = m ? Number(m[1]) : Number.NaN;
+  const w = m?.[2] ? Number(m[2]) : h;
+  if (!m || !(h > 0 && w > 0)) {
+    throw new Error(
+      `${CMD}: --${name} must be N or HxW (height x width, positive integers), got '${String(v)}'`,
+    );
+  }
+  return [h, w];
+}
 
 function numberArg(
   values: Record<string, string | boolean | undefined>,
@@ -173,10 +201,20 @@ export function parseTrainSegmentArgs(argv: readonly string[]): TrainSegmentArgs
     'scale-min',
     'scale-max',
     'val-limit',
+    'val-input-size',
     'stop-after',
     'micro-batches',
   ];
-  const flags = ['resume', 'nesterov', 'no-ema', 'freeze-encoder', 'no-flip', 'cache', 'help'];
+  const flags = [
+    'resume',
+    'nesterov',
+    'no-ema',
+    'freeze-encoder',
+    'no-flip',
+    'cache',
+    'grow-decoder',
+    'help',
+  ];
   const { values: v, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -195,6 +233,8 @@ export function parseTrainSegmentArgs(argv: readonly string[]): TrainSegmentArgs
   resolveArchitecture(arch);
   if ((values['val-root'] === undefined) !== (values['val-masks'] === undefined))
     throw new Error(`${CMD}: --val-root and --val-masks go together`);
+  if (values['grow-decoder'] && !values.weights)
+    throw new Error(`${CMD}: --grow-decoder needs --weights (the checkpoint whose decoder it widens)`);
   const opt = String(values.opt ?? 'adamw');
   if (opt !== 'sgd' && opt !== 'adamw') throw new Error(`${CMD}: --opt must be sgd or adamw, got '${opt}'`);
   const schedule = String(values.schedule ?? 'cosine');
@@ -265,6 +305,8 @@ export function parseTrainSegmentArgs(argv: readonly string[]): TrainSegmentArgs
     scaleMax,
     flip: !values['no-flip'],
     valLimit: optional('val-limit', isPosInt, 'a positive integer'),
+    valInputSize: sizeArg(values['val-input-size'], 'val-input-size'),
+    growDecoder: !!values['grow-decoder'],
     cache: !!values.cache,
     stopAfter: optional('stop-after', isPosInt, 'a positive integer'),
     microBatches: optional('micro-batches', isPosInt, 'a positive integer'),
@@ -407,13 +449,14 @@ export interface SegmentationEvaluation {
 }
 
 /**
- * Scores `model` on samples at each image's own size (`predictMask`), accumulating one confusion matrix;
- * pixels equal to `ignoreIndex` do not count.
+ * Scores `model` on samples (`predictMask`: at each image's own size, or at `inputSize` with the logits resized
+ * back to the image), accumulating one confusion matrix; pixels equal to `ignoreIndex` do not count.
  */
 export async function evaluateSegmentation(
   model: SegmentationModel,
   samples: Iterable<SegmentationSample> | AsyncIterable<SegmentationSample>,
   ignoreIndex = 255,
+  inputSize?: readonly [number, number],
 ): Promise<SegmentationEvaluation> {
   const t0 = performance.now();
   const cm = new ConfusionMatrix(model.numClasses, { ignoreIndex });
@@ -422,7 +465,7 @@ export async function evaluateSegmentation(
   let images = 0;
   try {
     for await (const s of samples) {
-      const p = await predictMask(model, s.image);
+      const p = await predictMask(model, s.image, inputSize ? { inputSize } : {});
       cm.update(p.mask, s.mask);
       images++;
     }
@@ -555,10 +598,20 @@ export async function runTrainSegment(
     throw new Error(
       `${CMD}: --size ${a.size} must be a multiple of ${divisor} (the ${model.arch} output stride)`,
     );
+  if (a.valInputSize && (a.valInputSize[0] % divisor !== 0 || a.valInputSize[1] % divisor !== 0))
+    throw new Error(
+      `${CMD}: --val-input-size ${a.valInputSize[0]}x${a.valInputSize[1]} must be a multiple of ${divisor} (the ${model.arch} output stride)`,
+    );
   const smpConfig = toSmpConfig(model);
   if (a.weights && !saved) {
     const { loadWeights } = await import('@effdet/weights/node');
-    const res = loadRawStateDict(model, await loadWeights(a.weights), { strict: false });
+    let raw = await loadWeights(a.weights);
+    if (a.growDecoder) {
+      const g = growUnetDecoder(raw, model, a.seed);
+      raw = g.raw;
+      io.stderr.write(`grew the decoder of ${a.weights}: ${g.grown.length} tensors widened\n`);
+    }
+    const res = loadRawStateDict(model, raw, { strict: false });
     const missing = (res as { missing?: string[] }).missing ?? [];
     io.stderr.write(
       `loaded ${a.weights}${missing.length ? ` (${missing.length} tensors kept at init)` : ''}\n`,
@@ -683,7 +736,7 @@ export async function runTrainSegment(
         best: false,
       };
       if (val.length > 0) {
-        const ev = await evaluateSegmentation(trainer.evalModel, valSamples(), a.ignoreIndex);
+        const ev = await evaluateSegmentation(trainer.evalModel, valSamples(), a.ignoreIndex, a.valInputSize);
         log.mIoU = ev.scores.meanIoU;
         log.pixelAccuracy = ev.scores.pixelAccuracy;
         log.iou = ev.scores.iou;
