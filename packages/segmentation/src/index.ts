@@ -69,7 +69,13 @@ export type {
   OverlayOptions,
   PredictMaskOptions,
 } from './predict.js';
-export { colorizeMask, overlayMask, predictMask, segmentationPalette } from './predict.js';
+export {
+  colorizeMask,
+  MASK_TTA_MODES,
+  overlayMask,
+  predictMask,
+  segmentationPalette,
+} from './predict.js';
 export type {
   SegmentationBatch,
   SegmentationLossOptions,

@@ -42,6 +42,9 @@ const TTA_VIEWS: Record<MaskTta, View[]> = {
   d4: [false, true].flatMap((t) => [false, true].flatMap((h) => [false, true].map((w) => ({ t, w, h })))),
 };
 
+/** Every `tta` value, by number of views. */
+export const MASK_TTA_MODES = Object.keys(TTA_VIEWS) as readonly MaskTta[];
+
 function toView(x: tf.Tensor4D, v: View): tf.Tensor4D {
   let y = v.t ? (tf.transpose(x, [0, 2, 1, 3]) as tf.Tensor4D) : x;
   if (v.w) y = tf.reverse(y, 2);
@@ -230,25 +233,23 @@ export async function predictMask(
     const img = tf.cast(imageToTensor(image, where), 'float32') as tf.Tensor3D;
     const norm = tf.div(tf.sub(tf.div(img, 255), tf.tensor1d(mean)), tf.tensor1d(std)) as tf.Tensor3D;
     const x = tf.expandDims(norm, 0) as tf.Tensor4D;
+    // the mask comes from the logits of a single view, from the averaged probabilities of several
     let probs: tf.Tensor3D;
-    let mask: tf.Tensor;
+    let scores: tf.Tensor3D;
     if (views.length === 1) {
-      const logits3 = tf.squeeze(viewLogits(x, false), [0]) as tf.Tensor3D;
-      probs = activate(logits3);
-      mask =
-        mode === 'binary'
-          ? tf.cast(tf.greaterEqual(tf.squeeze(probs, [2]), threshold), 'int32')
-          : tf.argMax(logits3, -1);
+      scores = tf.squeeze(viewLogits(x, false), [0]) as tf.Tensor3D;
+      probs = activate(scores);
     } else {
       const each = views.map((v) =>
         activate(tf.squeeze(fromView(viewLogits(toView(x, v), v.t), v), [0]) as tf.Tensor3D),
       );
       probs = tf.div(tf.addN(each), views.length) as tf.Tensor3D;
-      mask =
-        mode === 'binary'
-          ? tf.cast(tf.greaterEqual(tf.squeeze(probs, [2]), threshold), 'int32')
-          : tf.argMax(probs, -1);
+      scores = probs;
     }
+    const mask =
+      mode === 'binary'
+        ? tf.cast(tf.greaterEqual(tf.squeeze(probs, [2]), threshold), 'int32')
+        : tf.argMax(scores, -1);
     const labels = mode === 'multilabel' ? tf.cast(tf.greaterEqual(probs, threshold), 'int32') : null;
     const out: tf.Tensor[] = [mask];
     if (labels) out.push(labels);

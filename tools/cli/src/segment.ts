@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { MaskTta } from '@effdet/segmentation';
+import { MASK_TTA_MODES, type MaskTta } from '@effdet/segmentation';
 import { loadSegmentationModel, maskPng, overlayPng, predictMaskFile } from '@effdet/segmentation/node';
 import { type BackendChoice, useBackend } from './backend.js';
 
@@ -50,13 +50,17 @@ function unitFloat(v: string | undefined, name: string): number | undefined {
   return n;
 }
 
-function inputSizeOf(v: string | undefined): [number, number] | undefined {
+/**
+ * An `N` (square) or `HxW` (height x width) size option of a CLI command; `option` names it in the error
+ * (`effdet segment: --input-size`).
+ */
+export function parseSizeOption(v: string | undefined, option: string): [number, number] | undefined {
   if (v === undefined) return undefined;
   const m = /^(\d+)(?:x(\d+))?$/.exec(v);
   const h = m ? Number(m[1]) : Number.NaN;
   const w = m?.[2] ? Number(m[2]) : h;
   if (!m || !(h > 0 && w > 0)) {
-    throw new Error(`effdet segment: --input-size must be N or HxW (height x width), got '${v}'`);
+    throw new Error(`${option} must be N or HxW (height x width), got '${v}'`);
   }
   return [h, w];
 }
@@ -126,9 +130,9 @@ export async function runSegment(argv: string[], io: SegmentIO = defaultIO): Pro
   const classes = positiveInt(values.classes, 'classes');
   const threshold = unitFloat(values.threshold, 'threshold');
   const alpha = unitFloat(values.alpha, 'alpha');
-  const inputSize = inputSizeOf(values['input-size']);
+  const inputSize = parseSizeOption(values['input-size'], 'effdet segment: --input-size');
   const tta = values.tta as MaskTta;
-  if (!['none', 'hflip', 'flip', 'd4'].includes(tta)) {
+  if (!MASK_TTA_MODES.includes(tta)) {
     throw new Error(`effdet segment: --tta must be none, hflip, flip or d4, got '${tta}'`);
   }
   const extra = optionsOf(values.options);

@@ -284,7 +284,7 @@ describe('effdet train --task segment', () => {
       '--grow-decoder needs --weights (the checkpoint whose decoder it widens)',
     );
     expect(() => parseTrainSegmentArgs(argv('x', '--val-input-size', '0'))).toThrow(
-      "--val-input-size must be N or HxW (height x width, positive integers), got '0'",
+      "--val-input-size must be N or HxW (height x width), got '0'",
     );
     const help: string[] = [];
     await runTrainSegmentCommand(['train', '--task', 'segment', '--help'], {

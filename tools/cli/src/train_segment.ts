@@ -44,6 +44,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type BackendChoice, useBackend } from './backend.js';
 import { type CliIO, defaultIO } from './evaluate.js';
 import { growUnetDecoder } from './grow_decoder.js';
+import { parseSizeOption } from './segment.js';
 import {
   type CheckpointBase,
   checkpointBase,
@@ -133,20 +134,6 @@ export interface TrainSegmentArgs {
 }
 
 const CMD = 'effdet train --task segment';
-
-/** `N` (square) or `HxW` (height x width), both positive integers. */
-function sizeArg(v: string | boolean | undefined, name: string): [number, number] | undefined {
-  if (v === undefined) return undefined;
-  const m = /^(\d+)(?:x(\d+))?$/.exec(String(v));
-  const h = m ? Number(m[1]) : Number.NaN;
-  const w = m?.[2] ? Number(m[2]) : h;
-  if (!m || !(h > 0 && w > 0)) {
-    throw new Error(
-      `${CMD}: --${name} must be N or HxW (height x width, positive integers), got '${String(v)}'`,
-    );
-  }
-  return [h, w];
-}
 
 function numberArg(
   values: Record<string, string | boolean | undefined>,
@@ -305,7 +292,7 @@ export function parseTrainSegmentArgs(argv: readonly string[]): TrainSegmentArgs
     scaleMax,
     flip: !values['no-flip'],
     valLimit: optional('val-limit', isPosInt, 'a positive integer'),
-    valInputSize: sizeArg(values['val-input-size'], 'val-input-size'),
+    valInputSize: parseSizeOption(values['val-input-size'] as string | undefined, `${CMD}: --val-input-size`),
     growDecoder: !!values['grow-decoder'],
     cache: !!values.cache,
     stopAfter: optional('stop-after', isPosInt, 'a positive integer'),
