@@ -36,10 +36,10 @@ describe('the shipped shapes U-Net', () => {
     model.dispose();
   });
 
-  it('reproduces its recorded mIoU on freshly generated scenes, and its bar flag is honest', async () => {
+  it('meets its bar (mIoU >= 0.90) on freshly generated scenes, and reproduces its recorded numbers', async () => {
     // models/shapes-unet/metrics.json records what the committed weights score on 30 fresh scenes (seed 424242,
-    // never used in training), run as the demo runs them (SHAPES_UNET: network input 160 x 160, D4 test-time
-    // augmentation). The bar (mIoU >= 0.90) is NOT met yet: see models/shapes-unet/README.md.
+    // generated here, never used in training), run as the demo runs them (SHAPES_UNET: network input 160 x 160,
+    // D4 test-time augmentation), and with one view.
     const recorded = JSON.parse(
       readFileSync(join(shippedModelDir(SHAPES_UNET.folder), 'metrics.json'), 'utf8'),
     );
@@ -62,8 +62,10 @@ describe('the shipped shapes U-Net', () => {
     });
     expect(single.meanIoU).toBeGreaterThanOrEqual(recorded.withoutTta.fresh.mIoU - 0.005);
     expect(single.meanIoU).toBeLessThan(scores.meanIoU);
-    expect(recorded.bar.met).toBe(scores.meanIoU >= recorded.bar.mIoU);
-    if (recorded.bar.met) expect(scores.meanIoU).toBeGreaterThanOrEqual(0.9);
+    // the bar, as the demo runs the model and with one view too
+    expect(recorded.bar).toEqual({ mIoU: 0.9, met: true });
+    expect(scores.meanIoU).toBeGreaterThanOrEqual(0.9);
+    expect(single.meanIoU).toBeGreaterThanOrEqual(0.9);
     model.dispose();
   });
 
