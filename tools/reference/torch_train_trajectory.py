@@ -3,8 +3,9 @@
 Run by hand (never in CI; the project does not depend on Python):
     npm run build && node tools/reference/train_case.mjs /tmp/case
     /usr/bin/python3 tools/reference/torch_train_trajectory.py /tmp/case > tools/cli/testdata/train_case_torch.json
-Needs numpy and torch (Debian: python3-numpy python3-torch). The network is timm's `test_efficientnet`
-re-written here with timm's module and parameter names (PyTorch padding k // 2, BatchNorm eps 1e-5,
+Needs numpy and torch (Debian: python3-numpy python3-torch). The network is @effdet/efficientnet's
+`test_efficientnet` (its own tiny network with every block type; not timm's model of that name, whose stem and
+stages differ) re-written here with timm's module and parameter names (PyTorch padding k // 2, BatchNorm eps 1e-5,
 momentum 0.1, SiLU, squeeze-excite with SiLU and a sigmoid gate), so the dumped state_dict loads strictly.
 """
 import json
@@ -16,7 +17,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-torch.set_num_threads(1)
 act = F.silu
 
 
@@ -120,6 +120,7 @@ class TestEfficientNet(nn.Module):
 
 
 def main(folder):
+    torch.set_num_threads(1)
     case = json.load(open(f'{folder}/case.json'))
     S, B, steps = case['size'], case['batch'], case['steps']
     net = TestEfficientNet(case['classes'])

@@ -3,7 +3,8 @@
 Provenance of models/shapes-unet stage 8; not part of the project (nothing imports it, CI never runs it). The
 network is written out here with the state-dict names of smp / timm, so the safetensors it writes load unchanged
 in effdet-ts (`loadSegmentationModel`). Note: @effdet/efficientnet's `test_efficientnet` is its own tiny network
-(registry family 'test'), not timm's model of that name, so timm cannot build it. The scenes come from the TS
+(registry family 'test'), not timm's model of that name, so timm cannot build it; the encoder is the one
+tools/reference/torch_train_trajectory.py writes out for the training-parity case. The scenes come from the TS
 generator (gen.mjs) as raw bytes.
 
   python3 train_unet.py parity MODEL_DIR IN.bin OUT.bin H W   # logits of a TF.js U-Net folder (see parity.mjs)
@@ -30,16 +31,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# @effdet/efficientnet registry 'test' (not timm's test_efficientnet): (type, repeats, kernel, stride, exp, out, se)
-ARCH = [
-    ('cn', 1, 3, 1, 1, 16, 0.0),
-    ('er', 1, 3, 2, 4, 24, 0.0),
-    ('ds', 1, 3, 1, 1, 24, 0.25),
-    ('ir', 1, 3, 2, 4, 32, 0.25),
-    ('ir', 2, 5, 2, 4, 48, 0.25),
-    ('ir', 1, 3, 2, 4, 64, 0.25),
-]
-STEM = 16
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'tools', 'reference'))
+from torch_train_trajectory import TestEfficientNet, act, load_safetensors  # noqa: E402  the same encoder
+
 FEATURE_BLOCKS = [0, 2, 3, 4, 5]  # the last stage at each stride 2, 4, 8, 16, 32
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -47,79 +41,17 @@ CLASSES = 7
 SCENE = 96
 
 
-def conv(cin, cout, k, s=1, groups=1, bias=False):
-    return nn.Conv2d(cin, cout, k, s, k // 2, groups=groups, bias=bias)
+class Encoder(TestEfficientNet):
+    """smp's `tu-test_efficientnet` encoder (timm features_only): no head; the features after blocks 0, 2, 3, 4
+    and 5 (strides 2 to 32)."""
 
-
-class SE(nn.Module):
-    def __init__(self, c, rd):
-        super().__init__()
-        self.conv_reduce = nn.Conv2d(c, rd, 1, bias=True)
-        self.conv_expand = nn.Conv2d(rd, c, 1, bias=True)
-
-    def forward(self, x):
-        s = x.mean((2, 3), keepdim=True)
-        return x * torch.sigmoid(self.conv_expand(F.silu(self.conv_reduce(s))))
-
-
-class Block(nn.Module):
-    def __init__(self, kind, cin, cout, k, s, e, se):
-        super().__init__()
-        self.kind = kind
-        self.skip = s == 1 and cin == cout
-        rd = int(cin * se)
-        mid = cin * e
-        if kind == 'cn':
-            self.conv, self.bn1 = conv(cin, cout, k, s), nn.BatchNorm2d(cout)
-        elif kind == 'er':
-            self.conv_exp, self.bn1 = conv(cin, mid, k, s), nn.BatchNorm2d(mid)
-            self.conv_pwl, self.bn2 = conv(mid, cout, 1), nn.BatchNorm2d(cout)
-        elif kind == 'ds':
-            self.conv_dw, self.bn1 = conv(cin, cin, k, s, groups=cin), nn.BatchNorm2d(cin)
-            self.se = SE(cin, rd) if rd else None
-            self.conv_pw, self.bn2 = conv(cin, cout, 1), nn.BatchNorm2d(cout)
-        else:
-            self.conv_pw, self.bn1 = conv(cin, mid, 1), nn.BatchNorm2d(mid)
-            self.conv_dw, self.bn2 = conv(mid, mid, k, s, groups=mid), nn.BatchNorm2d(mid)
-            self.se = SE(mid, rd) if rd else None
-            self.conv_pwl, self.bn3 = conv(mid, cout, 1), nn.BatchNorm2d(cout)
-
-    def forward(self, x):
-        k = self.kind
-        if k == 'cn':
-            y = F.silu(self.bn1(self.conv(x)))
-        elif k == 'er':
-            y = self.bn2(self.conv_pwl(F.silu(self.bn1(self.conv_exp(x)))))
-        elif k == 'ds':
-            y = F.silu(self.bn1(self.conv_dw(x)))
-            if self.se is not None:
-                y = self.se(y)
-            y = self.bn2(self.conv_pw(y))
-        else:
-            y = F.silu(self.bn1(self.conv_pw(x)))
-            y = F.silu(self.bn2(self.conv_dw(y)))
-            if self.se is not None:
-                y = self.se(y)
-            y = self.bn3(self.conv_pwl(y))
-        return y + x if self.skip else y
-
-
-class Encoder(nn.Module):
     def __init__(self):
-        super().__init__()
-        self.conv_stem, self.bn1 = conv(3, STEM, 3, 2), nn.BatchNorm2d(STEM)
-        stages, cin = [], STEM
-        for kind, r, k, s, e, cout, se in ARCH:
-            blocks = []
-            for i in range(r):
-                blocks.append(Block(kind, cin, cout, k, s if i == 0 else 1, e, se))
-                cin = cout
-            stages.append(nn.Sequential(*blocks))
-        self.blocks = nn.Sequential(*stages)
-        self.channels = [ARCH[i][5] for i in FEATURE_BLOCKS]
+        super().__init__(1)
+        del self.conv_head, self.bn2, self.classifier
+        self.channels = [16, 24, 32, 48, 64]
 
     def forward(self, x):
-        x = F.silu(self.bn1(self.conv_stem(x)))
+        x = act(self.bn1(self.conv_stem(x)))
         feats = []
         for i, stage in enumerate(self.blocks):
             x = stage(x)
@@ -200,20 +132,6 @@ def read_tfjs(d):
     return out
 
 
-def read_safetensors(path):
-    b = open(path, 'rb').read()
-    n = struct.unpack('<Q', b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    out = {}
-    for k, v in h.items():
-        if k == '__metadata__':
-            continue
-        assert v['dtype'] == 'F32', v
-        s, e = v['data_offsets']
-        out[k] = np.frombuffer(b, np.float32, (e - s) // 4, 8 + n + s).reshape(v['shape'])
-    return out
-
-
 def write_safetensors(path, sd, meta=None):
     header, chunks, off = {}, [], 0
     for k, t in sd.items():
@@ -247,7 +165,7 @@ def load_into(model, arrays):
 
 
 def load_weights(path):
-    return read_safetensors(path) if path.endswith('.safetensors') else read_tfjs(path)
+    return load_safetensors(path) if path.endswith('.safetensors') else read_tfjs(path)
 
 
 # ---------------------------------------------------------------- data
