@@ -4,7 +4,7 @@ Run by hand (never in CI; the project does not depend on Python):
     npm run build && node tools/reference/train_case.mjs /tmp/case
     /usr/bin/python3 tools/reference/torch_train_trajectory.py /tmp/case > tools/cli/testdata/train_case_torch.json
 Needs numpy and torch (Debian: python3-numpy python3-torch). The network is @effdet/efficientnet's
-`test_efficientnet` (its own tiny network with every block type; not timm's model of that name, whose stem and
+`effdet_test_efficientnet` (its own tiny network with every block type; not timm's `test_efficientnet`, whose stem and
 stages differ) re-written here with timm's module and parameter names (PyTorch padding k // 2, BatchNorm eps 1e-5,
 momentum 0.1, SiLU, squeeze-excite with SiLU and a sigmoid gate), so the dumped state_dict loads strictly.
 """

@@ -9,7 +9,7 @@ import { exportSegmentationModel } from '../../../tools/cli/dist/train_segment.j
 
 await tf.setBackend('cpu');
 const [src, out, dec, extra] = process.argv.slice(2);
-const model = await loadSegmentationModel('unet:tu-test_efficientnet', {
+const model = await loadSegmentationModel('unet:tu-effdet_test_efficientnet', {
   weights: src,
   classes: 7,
   options: { decoderChannels: dec.split(',').map(Number) },

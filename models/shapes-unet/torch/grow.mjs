@@ -16,10 +16,10 @@ const options = { decoderChannels: dec.split(',').map(Number) };
 const reader = await openWeights(src);
 const raw = await reader.readAll();
 await reader.close();
-const shape = await loadSegmentationModel('unet:tu-test_efficientnet', { classes: 7, options });
+const shape = await loadSegmentationModel('unet:tu-effdet_test_efficientnet', { classes: 7, options });
 const grown = growUnetDecoder(raw, shape);
 shape.dispose();
-const model = await loadSegmentationModel('unet:tu-test_efficientnet', {
+const model = await loadSegmentationModel('unet:tu-effdet_test_efficientnet', {
   weights: grown.raw,
   classes: 7,
   options,

@@ -1,9 +1,9 @@
-"""Trains the shapes U-Net (tu-test_efficientnet of @effdet/efficientnet with smp's Unet decoder) in PyTorch on a GPU.
+"""Trains the shapes U-Net (tu-effdet_test_efficientnet of @effdet/efficientnet with smp's Unet decoder) in PyTorch on a GPU.
 
 Provenance of models/shapes-unet stage 8; not part of the project (nothing imports it, CI never runs it). The
 network is written out here with the state-dict names of smp / timm, so the safetensors it writes load unchanged
-in effdet-ts (`loadSegmentationModel`). Note: @effdet/efficientnet's `test_efficientnet` is its own tiny network
-(registry family 'test'), not timm's model of that name, so timm cannot build it; the encoder is the one
+in effdet-ts (`loadSegmentationModel`). Note: @effdet/efficientnet's `effdet_test_efficientnet` is its own tiny network
+(registry family 'effdet_test'), not timm's `test_efficientnet`, so timm cannot build it; the encoder is the one
 tools/reference/torch_train_trajectory.py writes out for the training-parity case. The scenes come from the TS
 generator (gen.mjs) as raw bytes.
 
@@ -42,7 +42,7 @@ SCENE = 96
 
 
 class Encoder(TestEfficientNet):
-    """smp's `tu-test_efficientnet` encoder (timm features_only): no head; the features after blocks 0, 2, 3, 4
+    """smp's `tu-effdet_test_efficientnet` encoder (timm features_only): no head; the features after blocks 0, 2, 3, 4
     and 5 (strides 2 to 32)."""
 
     def __init__(self):

@@ -298,11 +298,15 @@ const MODEL_DIFFS: Record<string, Diff> = {
     url: `${RELEASE}tf_efficientdet_lite4-391ddabc.pth`,
   }),
   // A tiny config for fast tests (not in the reference).
-  test_efficientdet: d('test_efficientnet', 128, 16, 2, 2, 0.0, { ...PT2 }),
+  test_efficientdet: d('effdet_test_efficientnet', 128, 16, 2, 2, 0.0, { ...PT2 }),
   // The project's own demo detector, trained here on `effdet make-shapes` data (models/shapes): the small
   // test backbone, a 48-channel BiFPN, anchors half the usual size (16 px at P3) for objects of 22-96 px at
   // a 128 px input.
-  efficientdet_shapes: d('test_efficientnet', 128, 48, 3, 3, 0.0, { ...PT2, numClasses: 6, anchorScale: 2 }),
+  efficientdet_shapes: d('effdet_test_efficientnet', 128, 48, 3, 3, 0.0, {
+    ...PT2,
+    numClasses: 6,
+    anchorScale: 2,
+  }),
 };
 
 /** Registered EfficientDet model names, sorted; optional wildcard (`'tf_efficientdet_d*'`) or RegExp. */

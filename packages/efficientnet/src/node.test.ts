@@ -39,3 +39,54 @@ describeWithFixture(
     });
   },
 );
+
+// timm's own tiny `test_efficientnet` (not our `effdet_test_efficientnet`): a committed case written by
+// tools/reference/timm_test_efficientnet_case.py (seeded weights as float16, timm's logits and features).
+describe("timm's test_efficientnet", () => {
+  const testdata = join(__dirname, '..', 'testdata');
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('loads timm weights unchanged and reproduces its logits and features', async () => {
+    const io = readFixture(join(testdata, 'timm_test_efficientnet_io.safetensors'));
+    const before = tf.memory().numTensors;
+    const model = await loadModel('test_efficientnet', {
+      numClasses: 10,
+      weights: join(testdata, 'timm_test_efficientnet.safetensors'),
+    });
+    const x = fixtureTensor(io, 'input');
+    const ref = fixtureTensor(io, 'logits');
+    const y = model.eval().forward(x);
+    expectClose(y, ref, 1e-4, 'logits');
+    const feats = createModel('test_efficientnet', { featuresOnly: true });
+    const sd = model.stateDict();
+    feats.loadStateDict(sd, { strict: false });
+    tf.dispose(Object.values(sd));
+    const info = JSON.parse(io.metadata.feature_info) as {
+      num_chs: number;
+      reduction: number;
+      module: string;
+    }[];
+    expect(feats.featureInfo.map((f) => [f.channels, f.reduction, f.module])).toEqual(
+      info.map((f) => [f.num_chs, f.reduction, f.module]),
+    );
+    const fs = feats.eval().features(x);
+    fs.forEach((f, i) => {
+      const r = fixtureTensor(io, `features.${i}`);
+      expectClose(f, r, 1e-4, `features.${i}`);
+      r.dispose();
+    });
+    tf.dispose([x, ref, y, ...fs]);
+    model.dispose();
+    feats.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('is not our effdet_test_efficientnet: those weights are refused, naming the first problem', async () => {
+    const weights = join(testdata, 'timm_test_efficientnet.safetensors');
+    await expect(loadModel('effdet_test_efficientnet', { numClasses: 10, weights })).rejects.toThrow(
+      /mis-shaped: conv_stem\.weight expected \[16,3,3,3\] got \[24,3,3,3\]/,
+    );
+  });
+});

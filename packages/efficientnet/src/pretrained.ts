@@ -36,6 +36,7 @@ const TIMM = 'trained in PyTorch by timm';
 /** Default (first) and other released tags per model; sizes are square. */
 const TABLE: Record<string, { origin: string; rows: Row[] }> = {
   efficientnet_b0: { origin: TIMM, rows: [['ra_in1k', 224, 0.875]] },
+  test_efficientnet: { origin: TIMM, rows: [['r160_in1k', 160, 0.95]] },
   efficientnet_b1: { origin: TIMM, rows: [['ft_in1k', 256, 1.0, { test: 288 }]] },
   efficientnet_b2: { origin: TIMM, rows: [['ra_in1k', 256, 1.0, { test: 288 }]] },
   efficientnet_b3: { origin: TIMM, rows: [['ra2_in1k', 288, 0.875, { test: 320 }]] },

@@ -25,6 +25,7 @@ const REFERENCE_PARAMS: Record<string, number> = {
   tf_efficientnetv2_b0: 7_139_704,
   tf_efficientnetv2_s: 21_458_488,
   tf_efficientnetv2_xl: 208_119_808,
+  test_efficientnet: 356_196,
 };
 
 const REQUIRED = [
@@ -227,7 +228,7 @@ describeWithBackends('every registered model builds and runs', (backend) => {
   const subset =
     backend === 'cpu'
       ? names.filter((n) =>
-          /^(test_efficientnet|efficientnet_b0|tf_efficientnetv2_b0|efficientnet_es)$/.test(n),
+          /^(effdet_test_efficientnet|efficientnet_b0|tf_efficientnetv2_b0|efficientnet_es)$/.test(n),
         )
       : names;
   it.each(subset)('%s features at 64x64', async (name) => {
@@ -243,7 +244,7 @@ describeWithBackends('every registered model builds and runs', (backend) => {
   });
 
   it('a classifier returns logits and pre-logits, without leaks', async () => {
-    const m = createModel('test_efficientnet', { numClasses: 7 });
+    const m = createModel('effdet_test_efficientnet', { numClasses: 7 });
     const x = tf.randomNormal([2, 48, 40, 3]);
     const run = () => {
       const logits = m.forward(x);
@@ -265,11 +266,11 @@ describeWithBackends('every registered model builds and runs', (backend) => {
   });
 
   it('bad inputs give clear errors and leak nothing', async () => {
-    const m = createModel('test_efficientnet');
+    const m = createModel('effdet_test_efficientnet');
     await expectNoLeaks(() => {
       const x3 = tf.zeros([8, 8, 3]);
       expect(() => m.forward(x3)).toThrow(
-        /test_efficientnet\.forwardFeatures: expected input \[batch, height, width, 3\] \(NHWC\), got \[8,8,3\]/,
+        /effdet_test_efficientnet\.forwardFeatures: expected input \[batch, height, width, 3\] \(NHWC\), got \[8,8,3\]/,
       );
       const x4 = tf.zeros([1, 8, 8, 4]);
       expect(() => m.features(x4)).toThrow(
@@ -283,7 +284,7 @@ describeWithBackends('every registered model builds and runs', (backend) => {
   });
 
   it('mismatched weights are rejected with every problem listed, and nothing changes', async () => {
-    const a = createModel('test_efficientnet');
+    const a = createModel('effdet_test_efficientnet');
     const b = createModel('tf_efficientnet_b0');
     const sd = a.stateDict();
     const before = a.conv_stem.weight.value.dataSync().slice();
@@ -309,7 +310,7 @@ describeWithBackends('every registered model builds and runs', (backend) => {
 });
 
 it('EfficientNet is exported for custom architectures', () => {
-  const arch = resolveArch('test_efficientnet');
+  const arch = resolveArch('effdet_test_efficientnet');
   const m = new EfficientNet('custom', { ...arch, act: 'relu' }, { numClasses: 2 });
   expect(m.numClasses).toBe(2);
 });

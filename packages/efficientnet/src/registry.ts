@@ -16,7 +16,8 @@ type Family =
   | 'v2_m'
   | 'v2_l'
   | 'v2_xl'
-  | 'test';
+  | 'test'
+  | 'effdet_test';
 
 interface FamilyDef {
   archDef: string[][];
@@ -135,8 +136,23 @@ const FAMILIES: Record<Family, FamilyDef> = {
     numFeatures: 1280,
     act: 'swish',
   },
-  // A tiny network with every block type, for fast tests (like timm's test_efficientnet).
+  // timm's `test_efficientnet` (its `_gen_test_efficientnet`): a tiny network for regression tests.
   test: {
+    archDef: [
+      ['cn_r1_k3_s1_e1_c16_skip'],
+      ['er_r1_k3_s2_e4_c24'],
+      ['er_r1_k3_s2_e4_c32'],
+      ['ir_r1_k3_s2_e4_c48_se0.25'],
+      ['ir_r1_k3_s2_e4_c64_se0.25'],
+    ],
+    stemSize: 24,
+    numFeatures: 256,
+    act: 'swish',
+    roundLimit: 0,
+  },
+  // Ours, not timm's: a tiny network with every block type (cn, er, ds, ir; k3 and k5), for fast tests and the
+  // shipped shapes models.
+  effdet_test: {
     archDef: [
       ['cn_r1_k3_s1_e1_c16_skip'],
       ['er_r1_k3_s2_e4_c24'],
@@ -223,6 +239,7 @@ const MODELS: Record<string, ModelDef> = Object.freeze({
   ...defs('tf_efficientnetv2_', 'v2_l', true, { l: [1.0, 1.0] }),
   ...defs('tf_efficientnetv2_', 'v2_xl', true, { xl: [1.0, 1.0] }),
   test_efficientnet: { family: 'test', width: 1.0, depth: 1.0, tf: false },
+  effdet_test_efficientnet: { family: 'effdet_test', width: 1.0, depth: 1.0, tf: false },
 });
 
 /** Architecture overrides a caller may give on top of a registry entry. */

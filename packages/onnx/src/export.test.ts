@@ -392,7 +392,7 @@ describe("forms for onnxruntime's NCHWc layout", () => {
 
 describe('exportOnnx on real modules', () => {
   it('EfficientNet features and classifier heads; EfficientDet test model with post-processing', async () => {
-    const b0 = createModel('test_efficientnet', { numClasses: 10 });
+    const b0 = createModel('effdet_test_efficientnet', { numClasses: 10 });
     try {
       const ex = await check(
         b0,
@@ -432,7 +432,7 @@ describe('exportOnnx on real modules', () => {
   });
 
   it('float16 weights: half the file, outputs within float16 rounding', async () => {
-    const m = createModel('test_efficientnet', { numClasses: 10 });
+    const m = createModel('effdet_test_efficientnet', { numClasses: 10 });
     try {
       const full = exportOnnx(m, { inputSize: [64, 64] });
       const half = await check(m, [1, 64, 64, 3], { fp16: true }, [1], 2e-2, (x) => {
@@ -504,7 +504,7 @@ describe('bad input fails loudly, naming the module', () => {
 
   it('options that do not fit the model', () => {
     const det = createEfficientDet('test_efficientdet');
-    const net = createModel('test_efficientnet');
+    const net = createModel('effdet_test_efficientnet');
     try {
       expect(() => exportOnnx(det, { inputSize: [64, 64] })).toThrow(
         /inputSize \[64, 64\] differs from test_efficientdet's config imageSize \[128, 128\]/,
@@ -526,7 +526,7 @@ describe('bad input fails loudly, naming the module', () => {
         /task must be 'classifier' or 'features'/,
       );
       expect(() => exportOnnx(net, {})).toThrow(
-        /test_efficientnet has no default input size; give inputSize/,
+        /effdet_test_efficientnet has no default input size; give inputSize/,
       );
     } finally {
       det.dispose();

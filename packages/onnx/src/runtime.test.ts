@@ -144,7 +144,7 @@ describeWithFixture(
     });
 
     it('a file that is not a detector is refused', async () => {
-      const net = (await import('@effdet/efficientnet')).createModel('test_efficientnet');
+      const net = (await import('@effdet/efficientnet')).createModel('effdet_test_efficientnet');
       const bytes = exportOnnx(net, { inputSize: [32, 32] }).bytes;
       net.dispose();
       await expect(loadOnnxDetector(bytes, { ort })).rejects.toThrow(

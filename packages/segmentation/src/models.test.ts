@@ -262,7 +262,7 @@ describe('forward on wasm: output size equals the input size, no leaks', () => {
 
   it('the folded inference path equals the reference path', async () => {
     const m = new Unet({
-      encoderName: 'tu-test_efficientnet',
+      encoderName: 'tu-effdet_test_efficientnet',
       decoderChannels: [32, 32, 16, 16, 16],
       classes: 2,
     }).eval();
@@ -291,7 +291,7 @@ describe('bad input gives clear errors', () => {
 
   it('input sizes not divisible by the output stride (DeepLab) or wrong layouts', async () => {
     await tf.setBackend('cpu');
-    const m = new DeepLabV3Plus({ encoderName: 'tu-test_efficientnet', decoderChannels: 16 });
+    const m = new DeepLabV3Plus({ encoderName: 'tu-effdet_test_efficientnet', decoderChannels: 16 });
     const x = tf.zeros([1, 250, 256, 3]);
     expect(() => m.forward(x)).toThrow(
       'DeepLabV3Plus.forward: input height 250 and width 256 must be divisible by the output stride 16; pad the images to 256x256 (height x width)',
@@ -342,8 +342,11 @@ describe('bad input gives clear errors', () => {
   });
 
   it('weights of another architecture fail listing the names', () => {
-    const unet = new Unet({ encoderName: 'tu-test_efficientnet', decoderChannels: [16, 16, 16, 16, 16] });
-    const dl = new DeepLabV3Plus({ encoderName: 'tu-test_efficientnet', decoderChannels: 16 });
+    const unet = new Unet({
+      encoderName: 'tu-effdet_test_efficientnet',
+      decoderChannels: [16, 16, 16, 16, 16],
+    });
+    const dl = new DeepLabV3Plus({ encoderName: 'tu-effdet_test_efficientnet', decoderChannels: 16 });
     const shapes = Object.fromEntries(
       Object.entries(unet.stateShapes()).map(([k, s]) => [
         k,

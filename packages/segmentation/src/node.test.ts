@@ -75,7 +75,7 @@ describe('loadSegmentationModel', () => {
 
   it('an smp save_pretrained folder: config.json + model.safetensors', async () => {
     const src = new Unet({
-      encoderName: 'tu-test_efficientnet',
+      encoderName: 'tu-effdet_test_efficientnet',
       decoderChannels: [16, 16, 8, 8, 8],
       classes: 2,
     });
@@ -90,7 +90,7 @@ describe('loadSegmentationModel', () => {
       join(folder, 'config.json'),
       JSON.stringify({
         _model_class: 'Unet',
-        encoder_name: 'tu-test_efficientnet',
+        encoder_name: 'tu-effdet_test_efficientnet',
         encoder_weights: 'imagenet',
         decoder_channels: [16, 16, 8, 8, 8],
         classes: 2,

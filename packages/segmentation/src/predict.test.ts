@@ -37,7 +37,7 @@ describe('predictMask', () => {
 
   it('pads to the output stride, crops back: a class map at the image size, no leaks', async () => {
     const m = new DeepLabV3Plus({
-      encoderName: 'tu-test_efficientnet',
+      encoderName: 'tu-effdet_test_efficientnet',
       decoderChannels: 16,
       classes: 4,
     }).eval();
@@ -67,7 +67,7 @@ describe('predictMask', () => {
 
   it('inputSize resizes the image and the logits; pixel data works as input', async () => {
     const m = new Unet({
-      encoderName: 'tu-test_efficientnet',
+      encoderName: 'tu-effdet_test_efficientnet',
       decoderChannels: [16, 16, 16, 16, 16],
       classes: 3,
     });
@@ -86,13 +86,16 @@ describe('predictMask', () => {
   });
 
   it('binary models threshold the sigmoid; multilabel gives a 0/1 map per class', async () => {
-    const b = new Unet({ encoderName: 'tu-test_efficientnet', decoderChannels: [8, 8, 8, 8, 8] }).eval();
+    const b = new Unet({
+      encoderName: 'tu-effdet_test_efficientnet',
+      decoderChannels: [8, 8, 8, 8, 8],
+    }).eval();
     const image = tf.randomUniform([33, 17, 3], 0, 256, 'int32') as tf.Tensor3D;
     const r = await predictMask(b, image);
     expect(r.mode).toBe('binary');
     expect(Array.from(r.mask)).toEqual(Array.from(manualMask(b, image, [33, 17], true)));
     const ml = new Unet({
-      encoderName: 'tu-test_efficientnet',
+      encoderName: 'tu-effdet_test_efficientnet',
       decoderChannels: [8, 8, 8, 8, 8],
       classes: 2,
     }).eval();
@@ -106,7 +109,7 @@ describe('predictMask', () => {
 
   it('tta averages the probabilities of flipped / rotated views, each brought back to the image', async () => {
     const m = new Unet({
-      encoderName: 'tu-test_efficientnet',
+      encoderName: 'tu-effdet_test_efficientnet',
       decoderChannels: [16, 16, 16, 16, 16],
       classes: 3,
     }).eval();
@@ -150,7 +153,11 @@ describe('predictMask', () => {
   });
 
   it('rejects DeepLab input sizes the output stride does not divide', async () => {
-    const m = new DeepLabV3Plus({ encoderName: 'tu-test_efficientnet', decoderChannels: 16, classes: 2 });
+    const m = new DeepLabV3Plus({
+      encoderName: 'tu-effdet_test_efficientnet',
+      decoderChannels: 16,
+      classes: 2,
+    });
     const image = tf.zeros([40, 40, 3]) as tf.Tensor3D;
     await expect(m.predictMask(image, { inputSize: 40 })).rejects.toThrow(
       /inputSize 40x40 must be divisible by the model's output stride 16/,

@@ -6,7 +6,7 @@ import { Unet } from './unet.js';
 
 const SIZE = 32;
 const TINY = {
-  encoderName: 'tu-test_efficientnet',
+  encoderName: 'tu-effdet_test_efficientnet',
   encoderDepth: 3,
   decoderChannels: [16, 8, 8],
   classes: 7,

@@ -55,7 +55,7 @@ describe('effdet export-onnx', () => {
     const code = await runExportOnnx(
       [
         '--model',
-        'test_efficientnet',
+        'effdet_test_efficientnet',
         '--out',
         join(dir, 'net.onnx'),
         '--task',
@@ -91,10 +91,12 @@ describe('effdet export-onnx', () => {
     );
     await expect(
       runExportOnnx(
-        ['--model', 'test_efficientnet', '--out', join(dir, 'x.onnx'), '--with-postprocess'],
+        ['--model', 'effdet_test_efficientnet', '--out', join(dir, 'x.onnx'), '--with-postprocess'],
         c.io,
       ),
-    ).rejects.toThrow(/--with-postprocess needs a detector, test_efficientnet is a efficientnet model/);
+    ).rejects.toThrow(
+      /--with-postprocess needs a detector, effdet_test_efficientnet is a efficientnet model/,
+    );
     await expect(
       runExportOnnx(['--model', 'test_efficientdet', '--out', join(dir, 'x.onnx'), '--opset', '11'], c.io),
     ).rejects.toThrow(/opset must be an integer in 13..21, got 11/);

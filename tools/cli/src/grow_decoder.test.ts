@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { growUnetDecoder } from './grow_decoder.js';
 import { moduleToRaw } from './train_common.js';
 
-const base: UnetOptions = { encoderName: 'tu-test_efficientnet', encoderDepth: 3, classes: 5 };
+const base: UnetOptions = { encoderName: 'tu-effdet_test_efficientnet', encoderDepth: 3, classes: 5 };
 
 /** A narrow U-Net with random weights and BatchNorm statistics away from 0 / 1, so every tensor matters. */
 function narrowUnet(): Unet {
@@ -111,7 +111,7 @@ describe('growUnetDecoder', () => {
     expect(() => growUnetDecoder(raw, scse)).toThrow(
       /growUnetDecoder: the checkpoint has no 'decoder.blocks.0.attention/,
     );
-    const deeplab = new DeepLabV3({ encoderName: 'tu-test_efficientnet', classes: 5 });
+    const deeplab = new DeepLabV3({ encoderName: 'tu-effdet_test_efficientnet', classes: 5 });
     expect(() => growUnetDecoder(raw, deeplab)).toThrow(
       'growUnetDecoder: the model must be a Unet, got DeepLabV3',
     );

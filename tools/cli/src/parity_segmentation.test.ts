@@ -57,7 +57,7 @@ describe('segmentation dumps: routing and errors', () => {
     };
     const kw = await write('kw', {
       arch: 'Unet',
-      encoder: 'tu-test_efficientnet',
+      encoder: 'tu-effdet_test_efficientnet',
       kwargs: '[1',
       weights: 'x',
     });
@@ -72,7 +72,7 @@ describe('segmentation dumps: routing and errors', () => {
     if (det) await expect(runSegmentationParity({ io: det })).rejects.toThrow(/is not a segmentation dump/);
     const noWeights = await write('nw', {
       arch: 'Unet',
-      encoder: 'tu-test_efficientnet',
+      encoder: 'tu-effdet_test_efficientnet',
       weights: 'missing',
     });
     await expect(runSegmentationParity({ io: noWeights })).rejects.toThrow(/no weights file 'missing\./);

@@ -82,23 +82,23 @@ describe('effdet segment arguments', () => {
     const c = capture();
     expect(await runSegment(['--help'], c.io)).toBe(0);
     expect(c.out()).toContain(SEGMENT_USAGE);
-    await expect(runSegment(['--model', 'unet:tu-test_efficientnet'], c.io)).rejects.toThrow(
+    await expect(runSegment(['--model', 'unet:tu-effdet_test_efficientnet'], c.io)).rejects.toThrow(
       'effdet segment: give at least one image path',
     );
     await expect(runSegment([image], c.io)).rejects.toThrow(
       /--model SPEC is required unless the --weights metadata/,
     );
     await expect(
-      runSegment([image, '--model', 'unet:tu-test_efficientnet', '--input-size', '64by64'], c.io),
+      runSegment([image, '--model', 'unet:tu-effdet_test_efficientnet', '--input-size', '64by64'], c.io),
     ).rejects.toThrow("effdet segment: --input-size must be N or HxW (height x width), got '64by64'");
     await expect(
-      runSegment([image, '--model', 'unet:tu-test_efficientnet', '--tta', 'rot90'], c.io),
+      runSegment([image, '--model', 'unet:tu-effdet_test_efficientnet', '--tta', 'rot90'], c.io),
     ).rejects.toThrow("effdet segment: --tta must be none, hflip, flip or d4, got 'rot90'");
     await expect(
-      runSegment([image, '--model', 'unet:tu-test_efficientnet', '--options', '{x'], c.io),
+      runSegment([image, '--model', 'unet:tu-effdet_test_efficientnet', '--options', '{x'], c.io),
     ).rejects.toThrow(/--options must be a JSON object, got '\{x'/);
     await expect(
-      runSegment([image, '--model', 'unet:tu-test_efficientnet', '--alpha', '2'], c.io),
+      runSegment([image, '--model', 'unet:tu-effdet_test_efficientnet', '--alpha', '2'], c.io),
     ).rejects.toThrow(/--alpha must be a number in \[0, 1\], got '2'/);
   });
 
@@ -108,7 +108,7 @@ describe('effdet segment arguments', () => {
       [
         image,
         '--model',
-        'unet:tu-test_efficientnet',
+        'unet:tu-effdet_test_efficientnet',
         '--classes',
         '2',
         '--options',

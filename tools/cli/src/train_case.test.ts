@@ -1,7 +1,7 @@
 /**
  * The training stack against PyTorch, step for step: the same initial weights, data, loss and AdamW settings
  * (tools/cli/src/train_case.ts), 40 steps in train mode. The reference losses were computed once by hand with
- * tools/reference/torch_train_trajectory.py (PyTorch 1.13, timm's test_efficientnet written out with timm's
+ * tools/reference/torch_train_trajectory.py (PyTorch 1.13, @effdet/efficientnet's effdet_test_efficientnet written out with timm's
  * names) and committed in tools/cli/testdata/train_case_torch.json. Gradients of every kernel, BatchNorm's
  * batch statistics, the squeeze-excite path and the optimiser all enter these numbers.
  */
@@ -89,7 +89,7 @@ describe.each(CASES)('training matches PyTorch step for step (%s, %d steps)', (b
     await tf.setBackend('cpu');
   });
 
-  it(`AdamW steps of test_efficientnet in train mode: the losses (and after 40 steps the weights and running statistics)`, () => {
+  it(`AdamW steps of effdet_test_efficientnet in train mode: the losses (and after 40 steps the weights and running statistics)`, () => {
     expect(reference.case).toEqual(TRAIN_CASE);
     const before = tf.memory().numTensors;
     const ours = run(steps);

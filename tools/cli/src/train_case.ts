@@ -1,6 +1,6 @@
 /**
  * A fixed training case for checking the training stack against PyTorch step for step: timm's
- * `test_efficientnet` classifier (6 classes) with the weights `seedInitializers(1)` draws, trained in train mode
+ * `effdet_test_efficientnet` classifier (6 classes) with the weights `seedInitializers(1)` draws, trained in train mode
  * (BatchNorm batch statistics) with AdamW (lr 3e-3, weight decay 1e-2 on >= 2-D weights only) and softmax
  * cross-entropy on single-shape 32 x 32 scenes from `@effdet/shapes`. `tools/reference/train_case.mjs` dumps
  * the initial weights and the data; `tools/reference/torch_train_trajectory.py` replays the same steps in
@@ -12,7 +12,7 @@ import { seedInitializers } from '@effdet/layers';
 import { generateScene, hashSeed } from '@effdet/shapes';
 
 export const TRAIN_CASE = {
-  model: 'test_efficientnet',
+  model: 'effdet_test_efficientnet',
   classes: 6,
   size: 32,
   batch: 16,

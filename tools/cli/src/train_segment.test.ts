@@ -60,7 +60,7 @@ function argv(out: string, ...more: string[]): string[] {
     '--arch',
     'unet',
     '--encoder',
-    'tu-test_efficientnet',
+    'tu-effdet_test_efficientnet',
     '--encoder-depth',
     '3',
     '--decoder-channels',
@@ -169,7 +169,7 @@ describe('effdet train --task segment', () => {
     const detPath = join(dir, 'detector.safetensors');
     await writeSafetensorsFile(detPath, raw);
 
-    const unet = new Unet({ encoderName: 'tu-test_efficientnet', classes: 7 }).materialize();
+    const unet = new Unet({ encoderName: 'tu-effdet_test_efficientnet', classes: 7 }).materialize();
     const before = tf.memory().numTensors;
     const r = loadEncoderWeights(unet, raw, detPath);
     expect(tf.memory().numTensors).toBe(before);
@@ -182,7 +182,7 @@ describe('effdet train --task segment', () => {
     const stem = Array.from(unet.encoder.model.conv_stem.weight.value.dataSync());
     const partial = Object.fromEntries(Object.entries(raw).filter(([k]) => !k.includes('blocks.2.')));
     expect(() => loadEncoderWeights(unet, partial, 'part.safetensors')).toThrow(
-      /--encoder-weights part.safetensors does not hold the test_efficientnet encoder: \d+ of its \d+ tensors are missing/,
+      /--encoder-weights part.safetensors does not hold the effdet_test_efficientnet encoder: \d+ of its \d+ tensors are missing/,
     );
     expect(Array.from(unet.encoder.model.conv_stem.weight.value.dataSync())).toEqual(stem);
     unet.dispose();
@@ -231,7 +231,7 @@ describe('effdet train --task segment', () => {
           '--task',
           'segment',
           '--encoder',
-          'tu-test_efficientnet',
+          'tu-effdet_test_efficientnet',
           '--root',
           join(bad, 'img'),
           '--masks',
@@ -263,7 +263,9 @@ describe('effdet train --task segment', () => {
     );
     expect(existsSync(join(dir, 'o1', 'checkpoint'))).toBe(false);
 
-    expect(() => parseTrainSegmentArgs(['--encoder', 'tu-test_efficientnet'])).toThrow(/--root is required/);
+    expect(() => parseTrainSegmentArgs(['--encoder', 'tu-effdet_test_efficientnet'])).toThrow(
+      /--root is required/,
+    );
     expect(() => parseTrainSegmentArgs(argv('x', '--task', 'detect'))).toThrow(
       /--task must be 'segment' here/,
     );

@@ -155,7 +155,7 @@ suite('demo in headless Chromium (webgl via SwiftShader, wasm)', () => {
     unetDir = mkdtempSync(join(tmpdir(), 'effdet-demo-unet-'));
     await tf.setBackend('cpu');
     const unet = createSegmentationModel('unet', {
-      encoderName: 'tu-test_efficientnet',
+      encoderName: 'tu-effdet_test_efficientnet',
       encoderDepth: 3,
       decoderChannels: [16, 8, 8],
       classes: 7,
@@ -168,9 +168,9 @@ suite('demo in headless Chromium (webgl via SwiftShader, wasm)', () => {
       await saveWeights(raw, join(unetDir, 'model.json'), {
         format: 'tfjs',
         quantization: 'float16',
-        modelName: 'unet:tu-test_efficientnet',
+        modelName: 'unet:tu-effdet_test_efficientnet',
         config: toSmpConfig(unet),
-        userDefinedMetadata: { arch: unet.arch, encoder: 'tu-test_efficientnet', labels },
+        userDefinedMetadata: { arch: unet.arch, encoder: 'tu-effdet_test_efficientnet', labels },
       });
     } finally {
       unet.dispose();
