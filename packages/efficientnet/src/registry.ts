@@ -1,4 +1,4 @@
-import { EffdetArgumentError, makeDivisible, type StateTensor } from '@effdet/layers';
+import { closeNames, EffdetArgumentError, makeDivisible, type StateTensor } from '@effdet/layers';
 import { type RawTensor, type RawTensorMap, toFloat32 } from '@effdet/weights';
 import type * as tf from '@tensorflow/tfjs-core';
 import { decodeArchDef } from './arch.js';
@@ -272,9 +272,9 @@ export function resolveArch(name: string, overrides: ArchOverrides = {}): Effici
 export function getModelDef(name: string): ModelDef {
   const def = MODELS[name];
   if (!def) {
-    const near = listModels().filter((m) => m.includes(name.replace(/^tf_/, '').slice(0, 12)));
+    const near = closeNames(name, listModels());
     throw new EffdetArgumentError(
-      `createModel: unknown model '${name}'. ${near.length ? `Did you mean ${near.slice(0, 8).join(', ')}? ` : ''}` +
+      `createModel: unknown model '${name}'. ${near.length ? `Did you mean ${near.join(', ')}? ` : ''}` +
         `Valid models: ${listModels().join(', ')}`,
     );
   }

@@ -16,7 +16,7 @@ export { ModuleDict, ModuleList } from './containers.js';
 export type { Conv2dOptions } from './conv.js';
 export { applyPadding, Conv2d, createConv2d } from './conv.js';
 export { Dropout, DropPath } from './dropout.js';
-export { check, EffdetArgumentError, StateDictError, shapeStr } from './errors.js';
+export { check, closeNames, EffdetArgumentError, StateDictError, shapeStr } from './errors.js';
 export { convBnAct, foldBatchNorm } from './fold.js';
 export type { ConvPad } from './grad.js';
 export {

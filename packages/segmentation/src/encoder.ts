@@ -7,7 +7,7 @@ import {
   IMAGENET_DEFAULT_STD,
   listModels,
 } from '@effdet/efficientnet';
-import { check, EffdetArgumentError, Module, shapeStr } from '@effdet/layers';
+import { check, closeNames, EffdetArgumentError, Module, shapeStr } from '@effdet/layers';
 import * as tf from '@tensorflow/tfjs-core';
 
 /** Options smp passes through to `timm.create_model` (its `**kwargs`), in this port's names. */
@@ -36,10 +36,7 @@ export function parseEncoderName(encoderName: string, where = 'encoder'): string
         ? ` Did you mean 'tu-${encoderName}'? smp names timm encoders with the 'tu-' prefix.`
         : ` Only smp's timm universal encoders ('tu-<name>') over @effdet/efficientnet models are supported.`
       : '';
-  const near = models
-    .filter((m) => m.includes((timmName ?? encoderName).replace(/^(tu-|timm-|tf_)/, '').slice(0, 10)))
-    .slice(0, 8)
-    .map((m) => `tu-${m}`);
+  const near = closeNames(timmName ?? encoderName.replace(/^timm-/, ''), models).map((m) => `tu-${m}`);
   throw new EffdetArgumentError(
     `${where}: unknown encoder '${encoderName}'.${hint}${near.length ? ` Close names: ${near.join(', ')}.` : ''} ` +
       `Valid encoders: ${models.map((m) => `tu-${m}`).join(', ')}`,
